@@ -1,0 +1,139 @@
+"""Django settings for taskhub, read from the environment (see README: Settings).
+
+Precedence: process environment, then ``.env``, then ``.secrets``. A configuration
+mistake stops start-up with one line that names the setting.
+"""
+
+import sys
+from pathlib import Path
+
+from taskhub.config import ConfigError, database, load_env, secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+try:
+    env = load_env(BASE_DIR)
+    DEBUG = env.bool("DEBUG", default=False)
+    SECRET_KEY = secret_key(env, DEBUG)
+    DATABASES = {"default": database(env, BASE_DIR)}
+
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+    CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+    # HTTPS hardening: TASKHUB_HTTPS=true turns all of it on; each one can be overridden.
+    _https = env.bool("TASKHUB_HTTPS", default=False)
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_https)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # container health checks speak plain HTTP
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=_https)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=_https)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if _https else 0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=_https)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=_https)
+    if env.bool("TASKHUB_BEHIND_PROXY", default=False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+    TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+    REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+    _visibility_timeout = env.int("TASKHUB_VISIBILITY_TIMEOUT", default=7200)
+
+    LOGGING = {
+        "level": env.str("TASKHUB_LOG_LEVEL", default="INFO").upper(),
+        "file": env.str("TASKHUB_LOG_FILE", default=""),
+        "max_bytes": env.int("TASKHUB_LOG_MAX_BYTES", default=10_000_000),
+        "backup_count": env.int("TASKHUB_LOG_BACKUP_COUNT", default=5),
+        "loggers": {"django.db.backends": "INFO"},
+    }
+
+    TASKHUB = {
+        "HANDLER_MODULES": env.list("TASKHUB_HANDLER_MODULES", default=["tasks_app.handlers"]),
+        "HEALTH_REQUIRED": env.list("TASKHUB_HEALTH_REQUIRED", default=["database"]),
+        "HEALTH_TIMEOUT": env.float("TASKHUB_HEALTH_TIMEOUT", default=0.8),
+    }
+except ConfigError as exc:
+    sys.exit(f"taskhub: configuration error: {exc}")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "django_celery_results",
+    "django_apscheduler",
+    "tasks_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "taskhub.urls"
+WSGI_APPLICATION = "taskhub.wsgi.application"
+ASGI_APPLICATION = "taskhub.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+USE_I18N = True
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True  # the admin's assets are served without a collectstatic step
+
+LOGGING_CONFIG = "taskhub.log.configure"
+
+# --- Celery (namespace CELERY_, read by taskhub/celery.py) ---------------------------
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]  # never unpickle a message from the broker
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_ENABLE_UTC = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep taskhub's JSON logging in workers
+# A task is acknowledged after it ran, and re-queued if its worker process dies.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a busy worker does not hoard messages others could run
+# Redis re-delivers an unacknowledged message after this long: it must exceed every
+# task's hard time limit and retry countdown, or a long task runs twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _visibility_timeout}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 4

@@ -1,0 +1,105 @@
+"""Health of taskhub's dependencies: each check runs in a thread with a deadline.
+
+A check is a function that returns a small dict of details or raises; register one
+with ``@check("name")``. ``report()`` runs them all at once and answers within the
+``HEALTH_TIMEOUT`` setting however long a dependency hangs; a check that has not
+answered by then counts as failed. ``HEALTH_REQUIRED`` names the checks that decide
+the overall status; the others are reported only.
+"""
+
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from functools import cache
+
+from tasks_app import conf
+
+CHECKS = {}
+
+
+def check(name):
+    def register(func):
+        CHECKS[name] = func
+        return func
+    return register
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="healthcheck")
+
+
+def _timed(func):
+    started = time.perf_counter()
+    try:
+        detail = func() or {}
+        return {"ok": True, **detail, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    except Exception as exc:  # a failing dependency is a result, not an error
+        return {"ok": False, "error": " ".join(f"{type(exc).__name__}: {exc}".split())[:300],
+                "ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def report(names=None) -> dict:
+    """``{"healthy": bool, "checks": {name: {"ok", "required", "ms", ...}}}``.
+
+    With ``names``, only those checks run and all of them are required.
+    """
+    required = set(names or conf.get("HEALTH_REQUIRED"))
+    names = [n for n in (names or CHECKS) if n in CHECKS]
+    timeout = conf.get("HEALTH_TIMEOUT")
+    futures = {name: _pool().submit(_timed, CHECKS[name]) for name in names}
+    wait(futures.values(), timeout=timeout)
+    checks = {}
+    for name, future in futures.items():
+        if future.done():
+            checks[name] = future.result()
+        else:
+            checks[name] = {"ok": False, "error": f"no answer within {timeout:g} s", "ms": round(timeout * 1000, 1)}
+        checks[name]["required"] = name in required
+    unknown = required - set(CHECKS)
+    for name in sorted(unknown):
+        checks[name] = {"ok": False, "required": True, "error": "no such health check"}
+    healthy = all(c["ok"] for c in checks.values() if c["required"]) and not unknown
+    return {"healthy": healthy, "checks": checks}
+
+
+@check("database")
+def database():
+    from django.db import connection
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return {"vendor": connection.vendor}
+    finally:
+        connection.close()  # this pool thread gets no request_finished signal
+
+
+@check("broker")
+def broker():
+    from django.conf import settings
+
+    url = settings.CELERY_BROKER_URL
+    timeout = conf.get("HEALTH_TIMEOUT")
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    else:
+        from kombu import Connection
+
+        with Connection(url, connect_timeout=timeout) as connection:
+            connection.ensure_connection(max_retries=1)
+    return {"url": _without_password(url)}
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    return parts.geturl()

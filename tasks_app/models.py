@@ -1,0 +1,1 @@
+"""Jobs and their run history arrive with the jobs issue; the app starts without models."""

@@ -1,0 +1,35 @@
+"""Running the project's own commands in a fresh process, as a user would."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Variables of ours that a test's subprocess must not inherit unless it sets them.
+OURS = ("DEBUG", "SECRET_KEY", "DATABASE_URL", "TASKHUB_", "CELERY_", "REDIS_URL", "DJANGO_SETTINGS_MODULE",
+        "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "SECURE_", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE")
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    """The current environment without taskhub's variables, plus ``overrides``.
+
+    ``.env`` and ``.secrets`` point nowhere unless the test names its own files.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
+    env.update(TASKHUB_ENV_FILE=os.devnull, TASKHUB_SECRETS_FILE=os.devnull, DJANGO_SETTINGS_MODULE="taskhub.settings")
+    env.update(overrides)
+    return env
+
+
+def run(args: list[str], env: dict[str, str], input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=ROOT, env=env, input=input, capture_output=True, text=True, timeout=timeout)
+
+
+def manage(*args: str, env: dict[str, str], input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return run([sys.executable, "manage.py", *args], env=env, input=input, timeout=timeout)
+
+
+def python(code: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ``code`` after ``django.setup()`` with the given environment."""
+    return run([sys.executable, "-c", "import django; django.setup()\n" + code], env=env, timeout=timeout)

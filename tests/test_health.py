@@ -1,0 +1,114 @@
+"""/healthz and manage.py healthcheck: 200 only when the required checks pass, always fast."""
+
+import json
+import socket
+import time
+
+import pytest
+from django.test import override_settings
+
+from tests.helpers import clean_env, manage, python
+from tests.services import POSTGRES_SERVER_URL, REDIS_URL, require
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP port that accepts connections and never answers: a hung dependency."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    yield f"127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+
+
+def taskhub_settings(**overrides):
+    from django.conf import settings
+    return override_settings(TASKHUB={**settings.TASKHUB, **overrides})
+
+
+@pytest.mark.django_db
+def test_healthy_database_answers_200_with_one_entry_per_dependency(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["healthy"] is True
+    assert body["checks"]["database"]["ok"] is True and body["checks"]["database"]["required"] is True
+    assert "broker" in body["checks"]
+    assert response["Cache-Control"].startswith("max-age=0")
+
+
+@pytest.mark.django_db
+def test_a_hung_required_broker_gives_503_within_a_second(client, silent_server):
+    with override_settings(CELERY_BROKER_URL=f"redis://{silent_server}/0"), taskhub_settings(HEALTH_REQUIRED=["database", "broker"]):
+        started = time.monotonic()
+        response = client.get("/healthz")
+        elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    broker = response.json()["checks"]["broker"]
+    assert broker["ok"] is False and broker["required"] is True
+    assert elapsed < 1.0
+
+
+@pytest.mark.django_db
+def test_an_optional_check_failing_does_not_make_it_unhealthy(client):
+    with override_settings(CELERY_BROKER_URL="redis://127.0.0.1:1/0"):
+        response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["broker"]["ok"] is False
+
+
+@pytest.mark.django_db
+def test_redis_broker_is_healthy_when_redis_answers(client):
+    require(REDIS_URL, "Redis")
+    with override_settings(CELERY_BROKER_URL=REDIS_URL), taskhub_settings(HEALTH_REQUIRED=["broker"]):
+        response = client.get("/healthz")
+    assert response.status_code == 200 and response.json()["checks"]["broker"]["ok"] is True
+
+
+@pytest.mark.django_db
+def test_an_unknown_required_check_is_unhealthy(client):
+    with taskhub_settings(HEALTH_REQUIRED=["database", "flux-capacitor"]):
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["flux-capacitor"]["error"] == "no such health check"
+
+
+def test_healthz_refuses_post(client):
+    assert client.post("/healthz").status_code == 405
+
+
+@pytest.mark.parametrize("where", ["refused", "silent"])
+def test_a_database_url_that_points_nowhere_gives_503_within_a_second(where, silent_server):
+    address = "127.0.0.1:1" if where == "refused" else silent_server
+    code = (
+        "import json, time\nfrom django.test import Client\n"
+        "t = time.monotonic(); r = Client().get('/healthz')\n"
+        "print(json.dumps({'status': r.status_code, 'seconds': time.monotonic() - t, 'body': r.json()}))"
+    )
+    env = clean_env(SECRET_KEY="k", ALLOWED_HOSTS="testserver", DATABASE_URL=f"postgres://u@{address}/x")
+    result = python(code, env=env)
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["status"] == 503 and answer["body"]["checks"]["database"]["ok"] is False
+    assert answer["seconds"] < 1.0
+
+
+def test_healthcheck_command_exits_0_when_healthy_and_prints_a_table():
+    require(POSTGRES_SERVER_URL, "Postgres")
+    result = manage("healthcheck", env=clean_env(SECRET_KEY="k", DATABASE_URL=POSTGRES_SERVER_URL))
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[:4] == ["CHECK", "STATUS", "REQUIRED", "MS"]
+    assert rows[0].split()[:3] == ["database", "ok", "yes"]
+
+
+def test_healthcheck_command_exits_non_zero_with_one_line_when_unhealthy():
+    result = manage("healthcheck", "--json", env=clean_env(SECRET_KEY="k", DATABASE_URL="postgres://u@127.0.0.1:1/x"))
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["healthy"] is False
+    assert result.stderr.strip().splitlines() == ["CommandError: unhealthy: database"]
+
+
+def test_healthcheck_command_can_check_only_the_broker():
+    env = clean_env(SECRET_KEY="k", CELERY_BROKER_URL="redis://127.0.0.1:1/0")
+    result = manage("healthcheck", "--check", "broker", env=env)
+    assert result.returncode == 1 and "broker" in result.stdout and "database" not in result.stdout

@@ -1,0 +1,104 @@
+"""JSON lines with the run's context, written off the caller's thread, also after fork."""
+
+import json
+import logging
+import os
+import threading
+
+import pytest
+
+from taskhub import log
+from tests.helpers import clean_env, python
+
+LOG_SOME = """
+import logging
+from taskhub.log import log_context
+logger = logging.getLogger("tests.app")
+with log_context(job="nightly-report", run=42, engine="celery", attempt=2):
+    logger.info("inside %s", "context", extra={"rows": 3})
+logger.warning("outside")
+try:
+    1 / 0
+except ZeroDivisionError:
+    logger.exception("it broke")
+"""
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_console_gets_one_json_object_per_line_with_context_fields():
+    result = python(LOG_SOME, env=clean_env(SECRET_KEY="k"))
+    records = [r for r in json_lines(result.stderr) if r["logger"] == "tests.app"]
+    inside, outside, broke = records
+    assert inside["message"] == "inside context" and inside["rows"] == 3
+    assert {k: inside[k] for k in log.CONTEXT_FIELDS} == {"job": "nightly-report", "run": 42, "engine": "celery", "attempt": 2}
+    assert inside["level"] == "INFO" and inside["time"] and inside["pid"]
+    assert not set(log.CONTEXT_FIELDS) & set(outside)
+    assert broke["message"] == "it broke" and "ZeroDivisionError" in broke["exc_info"]
+
+
+def test_rotating_file_gets_the_same_json_lines(tmp_path):
+    path = tmp_path / "logs" / "taskhub.log"
+    env = clean_env(SECRET_KEY="k", TASKHUB_LOG_FILE=str(path), TASKHUB_LOG_MAX_BYTES="2000", TASKHUB_LOG_BACKUP_COUNT="2")
+    python("import logging\nfor i in range(100): logging.getLogger('tests.bulk').info('line %d', i)", env=env)
+    files = sorted(tmp_path.joinpath("logs").iterdir())
+    assert [f.name for f in files] == ["taskhub.log", "taskhub.log.1", "taskhub.log.2"]
+    for f in files:
+        assert os.path.getsize(f) <= 2000
+        assert all(r["logger"] == "tests.bulk" for r in json_lines(f.read_text()))
+    assert json_lines(path.read_text())[-1]["message"] == "line 99"
+
+
+class RecordingHandler(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.threads, self.records = [], []
+
+    def emit(self, record):
+        self.threads.append(threading.current_thread().name)
+        self.records.append(record)
+
+
+@pytest.fixture
+def writer(monkeypatch):
+    """Logging configured by taskhub, with a recording handler behind the queue."""
+    handler = RecordingHandler()
+    monkeypatch.setattr(log, "_output_handlers", lambda settings, in_child=False: [handler])
+    log.configure({"level": "INFO"})
+    yield handler
+    log.stop()
+    from django.conf import settings
+    log.configure(settings.LOGGING)
+
+
+def test_records_are_written_by_the_listener_thread_not_the_caller(writer):
+    with log.log_context(run=7):
+        logging.getLogger("tests.queue").info("hello")
+    log.stop()
+    [record] = [r for r in writer.records if r.name == "tests.queue"]
+    assert record.run == 7
+    assert writer.threads and threading.current_thread().name not in writer.threads
+
+
+def test_a_forked_child_still_writes_its_logs(tmp_path):
+    path = tmp_path / "fork.log"
+    code = (
+        "import logging, os\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    logging.getLogger('tests.child').info('from the child')\n"
+        "    raise SystemExit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "logging.getLogger('tests.parent').info('from the parent')\n"
+    )
+    python(code, env=clean_env(SECRET_KEY="k", TASKHUB_LOG_FILE=str(path)))
+    messages = {r["message"] for r in json_lines(path.read_text())}
+    assert {"from the child", "from the parent"} <= messages
+
+
+def test_unknown_context_field_is_an_error():
+    with pytest.raises(TypeError, match="colour"):
+        with log.log_context(colour="red"):
+            pass
