@@ -102,3 +102,16 @@ def test_unknown_context_field_is_an_error():
     with pytest.raises(TypeError, match="colour"):
         with log.log_context(colour="red"):
             pass
+
+
+def test_gunicorn_logs_json_lines_too(capsys):
+    import logging.config
+    import runpy
+
+    from tests.helpers import ROOT
+
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["logconfig_dict"]
+    logging.config.dictConfig(config)
+    logging.getLogger("gunicorn.error").info("Booting worker with pid: %s", 123)
+    [record] = json_lines(capsys.readouterr().err)
+    assert record["logger"] == "gunicorn.error" and record["message"] == "Booting worker with pid: 123"
