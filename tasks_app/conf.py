@@ -4,10 +4,26 @@ from django.conf import settings
 
 DEFAULTS = {
     "HANDLER_MODULES": ["tasks_app.handlers"],
+    # Jobs declared in code, upserted by `manage.py sync_jobs`: a list of dicts of Job fields.
+    "JOBS": [],
+    # Which engine class serves each value of Job.engine.
+    "ENGINES": {
+        "celery": "tasks_app.engines.memory.MemoryEngine",
+        "apscheduler": "tasks_app.engines.memory.MemoryEngine",
+    },
     # Health checks that must pass for /healthz to answer 200; the others are reported only.
     "HEALTH_REQUIRED": ["database"],
     # Seconds a health check may take before it counts as failed (the whole answer stays under 1 s).
     "HEALTH_TIMEOUT": 0.8,
+    # A running run whose heartbeat is older than this is taken to be lost and may be taken over.
+    "STALE_AFTER_SECONDS": 60,
+    # How often a running run writes its heartbeat and progress, and checks for a cancel request.
+    "HEARTBEAT_SECONDS": 1.0,
+    # Upper bound of one retry delay; stays below the broker's visibility timeout.
+    "MAX_RETRY_DELAY_SECONDS": 3600,
+    # Defaults for new jobs.
+    "DEFAULT_MISFIRE_GRACE_SECONDS": 300,
+    "RUN_RETENTION_DAYS": 30,
 }
 
 

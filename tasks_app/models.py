@@ -1,1 +1,283 @@
-"""Jobs and their run history arrive with the jobs issue; the app starts without models."""
+"""Jobs — what to run, when, and on which engine — and the history of their runs.
+
+Validation lives here (``Job.clean`` and database constraints) so the admin, the ORM's
+``full_clean()`` and the commands reject the same input with the same messages.
+"""
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from tasks_app import registry, slots
+from tasks_app.querysets import JobQuerySet
+
+ONE_YEAR = 365 * 24 * 3600
+
+name_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9._-]*\Z",
+    "Use lowercase letters, digits, '.', '-' and '_', starting with a letter or digit.",
+)
+
+
+class Engine(models.TextChoices):
+    CELERY = "celery", "Celery"
+    APSCHEDULER = "apscheduler", "APScheduler"
+
+
+class ScheduleType(models.TextChoices):
+    CRON = "cron", "Cron"
+    INTERVAL = "interval", "Interval"
+    ONCE = "once", "Once"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    TIMED_OUT = "timed_out", "Timed out"
+    CANCELLED = "cancelled", "Cancelled"
+    SKIPPED = "skipped", "Skipped"
+
+
+FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELLED, RunStatus.SKIPPED)
+
+
+class Trigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    RUN_NOW = "run_now", "Run now"
+    API = "api", "API"
+    RETRY = "retry", "Retry"
+
+
+def _in(field, choices):
+    return Q(**{f"{field}__in": [value for value, _ in choices.choices]})
+
+
+class Job(models.Model):
+    # what
+    name = models.CharField(max_length=100, unique=True, validators=[name_validator])
+    description = models.TextField(blank=True)
+    handler = models.CharField(max_length=100, help_text="A registered handler (see manage.py list_handlers).")
+    kwargs = models.JSONField(default=dict, blank=True, help_text="A JSON object of the handler's parameters.")
+    # when
+    schedule_type = models.CharField(max_length=10, choices=ScheduleType.choices, default=ScheduleType.CRON)
+    cron_expression = models.CharField(max_length=100, blank=True, help_text="5 fields: minute hour day month weekday.")
+    interval_seconds = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(ONE_YEAR)],
+        help_text="Ticks at whole multiples of this many seconds since 1970-01-01 UTC.")
+    run_at = models.DateTimeField(null=True, blank=True, help_text="For a one-off job: when it runs.")
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA time zone the cron expression is read in.")
+    enabled = models.BooleanField(default=True)
+    # how
+    engine = models.CharField(max_length=20, choices=Engine.choices, default=Engine.APSCHEDULER)
+    queue = models.CharField(max_length=100, default="default", validators=[name_validator])
+    priority = models.PositiveSmallIntegerField(default=5, validators=[MaxValueValidator(9)],
+                                                help_text="0 (first) to 9 (last).")
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)],
+                                                  help_text="Empty: the handler's default.")
+    max_retries = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(100)],
+                                                   help_text="Empty: the handler's default.")
+    retry_backoff_seconds = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)],
+                                              help_text="First retry delay, doubled each attempt. Empty: the handler's default.")
+    jitter_seconds = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(3600)])
+    misfire_grace_seconds = models.PositiveIntegerField(
+        default=300, help_text="A fire later than this after its time is skipped (and recorded).")
+    coalesce = models.BooleanField(default=True, help_text="After downtime, run missed fires once instead of each.")
+    max_running = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)],
+                                                   help_text="Runs of this job allowed at the same time.")
+    declared_in_code = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("run_job", "Can run a job now")]
+        constraints = [
+            models.CheckConstraint(condition=_in("engine", Engine), name="job_engine_known"),
+            models.CheckConstraint(
+                condition=(Q(schedule_type="cron") & ~Q(cron_expression="") & Q(interval_seconds__isnull=True) & Q(run_at__isnull=True))
+                | (Q(schedule_type="interval") & Q(cron_expression="") & Q(interval_seconds__gte=1)
+                   & Q(interval_seconds__lte=ONE_YEAR) & Q(run_at__isnull=True))
+                | (Q(schedule_type="once") & Q(cron_expression="") & Q(interval_seconds__isnull=True) & Q(run_at__isnull=False)),
+                name="job_schedule_fields_match_type",
+            ),
+            models.CheckConstraint(condition=Q(priority__lte=9), name="job_priority_0_to_9"),
+            models.CheckConstraint(condition=Q(max_running__gte=1), name="job_max_running_positive"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    # -- validation ----------------------------------------------------------------------
+    def clean(self):
+        self._clear_other_schedule_fields()
+        errors = {}
+        for check in (self._check_handler, self._check_timezone, self._check_schedule):
+            try:
+                check()
+            except ValidationError as exc:
+                errors.update(exc.message_dict)
+        if errors:
+            raise ValidationError(errors)
+
+    def _clear_other_schedule_fields(self):
+        if self.schedule_type != ScheduleType.CRON:
+            self.cron_expression = ""
+        if self.schedule_type != ScheduleType.INTERVAL:
+            self.interval_seconds = None
+        if self.schedule_type != ScheduleType.ONCE:
+            self.run_at = None
+        self.cron_expression = " ".join((self.cron_expression or "").split())
+
+    def _check_handler(self):
+        if not self.handler:
+            return  # the field's own "required" error
+        try:
+            spec = registry.registry.get(self.handler)
+        except registry.UnknownHandler:
+            raise ValidationError({"handler": f"Unknown handler '{self.handler}'. Registered: "
+                                              f"{', '.join(registry.registry.names()) or 'none'}."})
+        try:
+            spec.validate_kwargs(self.kwargs)
+        except registry.KwargsError as exc:
+            raise ValidationError({"kwargs": str(exc)})
+
+    def _check_timezone(self):
+        try:
+            slots.validate_timezone(self.timezone)
+        except slots.ScheduleError as exc:
+            raise ValidationError({"timezone": str(exc)})
+
+    def _check_schedule(self):
+        if self.schedule_type == ScheduleType.CRON:
+            if not self.cron_expression:
+                raise ValidationError({"cron_expression": "A cron job needs a cron expression."})
+            try:
+                slots.validate_cron(self.cron_expression)
+            except slots.ScheduleError as exc:
+                raise ValidationError({"cron_expression": str(exc)})
+        elif self.schedule_type == ScheduleType.INTERVAL and self.interval_seconds is None:
+            raise ValidationError({"interval_seconds": "An interval job needs its interval in seconds."})
+        elif self.schedule_type == ScheduleType.ONCE:
+            self._check_run_at()
+
+    def _check_run_at(self):
+        if self.run_at is None:
+            raise ValidationError({"run_at": "A one-off job needs the time it runs at."})
+        if timezone.is_naive(self.run_at):
+            raise ValidationError({"run_at": "The time must include a time zone."})
+        stored = None if self._state.adding else Job.objects.filter(pk=self.pk).values_list("run_at", flat=True).first()
+        if self.run_at != stored and self.run_at <= timezone.now():
+            raise ValidationError({"run_at": "The time must be in the future."})
+
+    def save(self, *args, **kwargs):
+        """Validate on every save, so code that skips ``full_clean()`` cannot store a broken job."""
+        self.full_clean()
+        super().save(*args, **kwargs)
+
+    # -- schedule ------------------------------------------------------------------------
+    def next_fire_times(self, count: int, after: dt.datetime | None = None) -> list[dt.datetime]:
+        """The next ``count`` fire times strictly after ``after`` (default: now), UTC-aware."""
+        after = after or timezone.now()
+        if self.schedule_type == ScheduleType.ONCE and self.pk and self.runs.filter(scheduled_for=self.run_at).exists():
+            return []
+        return slots.fire_times(
+            self.schedule_type, cron_expression=self.cron_expression, timezone=self.timezone,
+            interval_seconds=self.interval_seconds, run_at=self.run_at, after=after, count=count)
+
+    def slot_at(self, at: dt.datetime) -> dt.datetime | None:
+        """The slot (``scheduled_for``) a scheduler waking at ``at`` fires."""
+        return slots.slot_at(
+            self.schedule_type, cron_expression=self.cron_expression, timezone=self.timezone,
+            interval_seconds=self.interval_seconds, run_at=self.run_at, at=at)
+
+    def schedule_in_words(self) -> str:
+        from tasks_app.describe import describe_schedule
+        return describe_schedule(self)
+
+    # -- effective settings (the job's own, else the handler's defaults) -------------------
+    @property
+    def spec(self) -> "registry.HandlerSpec":
+        return registry.registry.get(self.handler)
+
+    def effective_timeout(self) -> float | None:
+        return self.timeout_seconds or self.spec.timeout
+
+    def effective_retries(self) -> int:
+        return self.spec.retries if self.max_retries is None else self.max_retries
+
+    def effective_backoff(self) -> float:
+        return self.spec.retry_backoff if self.retry_backoff_seconds is None else self.retry_backoff_seconds
+
+
+class JobRun(models.Model):
+    """One slot of one job: ``(job, scheduled_for)`` is unique, so a slot runs at most once."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="runs")
+    engine = models.CharField(max_length=20, choices=Engine.choices)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
+    scheduled_for = models.DateTimeField()
+    kwargs = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    attempts = models.JSONField(default=list, blank=True, help_text="Earlier attempts of this slot.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    reason = models.CharField(max_length=300, blank=True, help_text="Why it was skipped or cancelled.")
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid that ran the current attempt.")
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    progress = models.FloatField(null=True, blank=True)
+    progress_message = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    duplicate_claims = models.PositiveIntegerField(default=0, help_text="Later claims of this slot that did not run.")
+
+    class Meta:
+        ordering = ["-scheduled_for"]
+        get_latest_by = "scheduled_for"
+        constraints = [
+            models.UniqueConstraint(fields=["job", "scheduled_for"], name="jobrun_one_per_slot"),
+            models.UniqueConstraint(fields=["job"], condition=Q(status="queued", trigger="run_now"),
+                                    name="jobrun_one_queued_run_now"),
+            models.CheckConstraint(condition=_in("status", RunStatus), name="jobrun_status_known"),
+            models.CheckConstraint(condition=_in("trigger", Trigger), name="jobrun_trigger_known"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="jobrun_status_created"),
+            models.Index(fields=["created_at"], name="jobrun_created"),
+            models.Index(fields=["job", "-created_at"], name="jobrun_job_recent"),
+        ]
+
+    def __str__(self):
+        return f"{self.job.name} @ {self.scheduled_for:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class ChangeMarker(models.Model):
+    """One row whose ``version`` goes up with every change to any job, in the same transaction.
+
+    Engines read this row to learn cheaply that something changed (Postgres also gets a
+    NOTIFY on commit); see ``querysets.bump``.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    version = models.BigIntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"version {self.version}"

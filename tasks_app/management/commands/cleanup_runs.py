@@ -1,0 +1,19 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from tasks_app import conf
+from tasks_app.retention import delete_runs_older_than
+
+
+class Command(BaseCommand):
+    help = "Delete finished run history older than a number of days, in batches."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--older-than", type=int, dest="days", metavar="DAYS",
+                            default=conf.DEFAULTS["RUN_RETENTION_DAYS"], help="age in days (default: %(default)s)")
+        parser.add_argument("--batch-size", type=int, default=1000)
+
+    def handle(self, *args, days, batch_size, **options):
+        if days < 0 or batch_size < 1:
+            raise CommandError("--older-than must be 0 or more and --batch-size at least 1")
+        deleted = delete_runs_older_than(days, batch_size)
+        self.stdout.write(f"deleted {deleted} run(s) older than {days} day(s)")

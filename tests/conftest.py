@@ -1,0 +1,36 @@
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+import tests.handlers_for_tests  # noqa: F401  (registers the test handlers)
+from tests.factories import job_factory
+
+
+@pytest.fixture
+def make_job():
+    return job_factory
+
+
+@pytest.fixture
+def taskhub_settings():
+    """Override entries of settings.TASKHUB for one test: ``taskhub_settings(HEARTBEAT_SECONDS=0.05)``."""
+    overrides = []
+
+    def apply(**values):
+        override = override_settings(TASKHUB={**settings.TASKHUB, **values})
+        override.enable()
+        overrides.append(override)
+
+    yield apply
+    for override in reversed(overrides):
+        override.disable()
+
+
+@pytest.fixture
+def fresh_calls():
+    from tests import handlers_for_tests
+
+    handlers_for_tests.calls.clear()
+    handlers_for_tests.release.clear()
+    yield handlers_for_tests.calls
+    handlers_for_tests.release.set()

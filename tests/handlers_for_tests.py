@@ -1,0 +1,52 @@
+"""Handlers the tests register: they count calls, block, or misbehave on purpose."""
+
+import asyncio
+import threading
+
+import anyio
+
+from tasks_app.registry import handler
+
+calls: dict[str, int] = {}
+_lock = threading.Lock()
+release = threading.Event()
+
+
+def count(name: str) -> None:
+    with _lock:
+        calls[name] = calls.get(name, 0) + 1
+
+
+@handler(name="test_count")
+async def test_count(key: str, delay: float = 0.0) -> int:
+    count(key)
+    await anyio.sleep(delay)
+    return calls[key]
+
+
+@handler(name="test_wait")
+async def test_wait(key: str, context=None) -> str:
+    """Report progress, then wait until the test sets ``release``."""
+    count(key)
+    context.report_progress(0.5, "half way")
+    while not release.is_set():
+        await anyio.sleep(0.02)
+    return "released"
+
+
+@handler(name="test_loop_id")
+async def test_loop_id() -> int:
+    return id(asyncio.get_running_loop())
+
+
+@handler(name="test_not_json")
+async def test_not_json() -> object:
+    return {1, 2, 3}
+
+
+@handler(name="test_flaky", retries=2, retry_backoff=0.01)
+async def test_flaky(key: str, fail_times: int) -> str:
+    count(key)
+    if calls[key] <= fail_times:
+        raise ValueError(f"failure number {calls[key]}")
+    return "ok"

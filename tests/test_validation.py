@@ -1,0 +1,187 @@
+"""Bad input gets a clear message and changes nothing — the same from every door.
+
+One matrix of bad jobs, each posted through ``full_clean()``, ``Job.objects.create()``
+and ``manage.py sync_jobs``; bad kwargs also through ``manage.py run_job --kwargs``.
+(The admin form's pass over the same matrix is in test_admin_validation.py.)
+"""
+
+import datetime as dt
+import json
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from tasks_app.models import Job, JobRun
+
+GOOD = {"name": "valid-job", "handler": "number_sum", "kwargs": {"x": 1, "y": 2}, "engine": "apscheduler",
+        "schedule_type": "cron", "cron_expression": "*/5 * * * *", "timezone": "UTC"}
+PAST = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+
+# (id, overrides, field with the error, a fragment of its message)
+BAD = [
+    ("empty-name", {"name": ""}, "name", "cannot be blank"),
+    ("name-with-space", {"name": "bad name"}, "name", "lowercase letters"),
+    ("name-uppercase", {"name": "Nightly"}, "name", "lowercase letters"),
+    ("name-too-long", {"name": "a" * 101}, "name", "at most 100"),
+    ("empty-handler", {"handler": ""}, "handler", "cannot be blank"),
+    ("unknown-handler", {"handler": "no_such_handler"}, "handler", "Unknown handler 'no_such_handler'"),
+    ("kwargs-list", {"kwargs": [1, 2]}, "kwargs", "kwargs must be a JSON object"),
+    ("kwargs-string", {"kwargs": "x=1"}, "kwargs", "kwargs must be a JSON object"),
+    ("kwargs-string-for-int", {"kwargs": {"x": "1", "y": 2}}, "kwargs", "x: must be an integer"),
+    ("kwargs-float-for-int", {"kwargs": {"x": 1.5, "y": 2}}, "kwargs", "x: must be an integer"),
+    ("kwargs-bool-for-int", {"kwargs": {"x": True, "y": 2}}, "kwargs", "x: must be an integer"),
+    ("kwargs-missing", {"kwargs": {"x": 1}}, "kwargs", "y: missing"),
+    ("kwargs-unknown", {"kwargs": {"x": 1, "y": 2, "z": 3}}, "kwargs", "z: unknown parameter"),
+    ("kwargs-context", {"handler": "echo", "kwargs": {"context": {}}}, "kwargs", "context: is supplied by taskhub"),
+    ("kwargs-not-number", {"handler": "sleep", "kwargs": {"seconds": "fast"}}, "kwargs", "seconds: must be a number"),
+    ("kwargs-naive-datetime", {"handler": "echo", "kwargs": {"when": "2030-01-01T00:00:00"}}, "kwargs", "time zone"),
+    ("cron-empty", {"cron_expression": ""}, "cron_expression", "needs a cron expression"),
+    ("cron-4-fields", {"cron_expression": "* * * *"}, "cron_expression", "must have 5 fields"),
+    ("cron-6-fields", {"cron_expression": "0 * * * * *"}, "cron_expression", "got 6"),
+    ("cron-minute-61", {"cron_expression": "61 * * * *"}, "cron_expression", "minute field '61' is invalid"),
+    ("cron-hour-24", {"cron_expression": "0 24 * * *"}, "cron_expression", "hour field '24' is invalid"),
+    ("cron-never", {"cron_expression": "0 0 31 2 *"}, "cron_expression", "never fires within 10 years"),
+    ("cron-alias", {"cron_expression": "@reboot"}, "cron_expression", "not supported"),
+    ("cron-words", {"cron_expression": "every day at noon"}, "cron_expression", "cron"),
+    ("timezone-unknown", {"timezone": "Mars/Olympus_Mons"}, "timezone", "unknown time zone"),
+    ("timezone-empty", {"timezone": ""}, "timezone", ""),
+    ("interval-zero", {"schedule_type": "interval", "interval_seconds": 0}, "interval_seconds", "greater than or equal to 1"),
+    ("interval-negative", {"schedule_type": "interval", "interval_seconds": -5}, "interval_seconds", "greater than or equal to"),
+    ("interval-over-a-year", {"schedule_type": "interval", "interval_seconds": 31_536_001}, "interval_seconds", "less than or equal to 31536000"),
+    ("interval-missing", {"schedule_type": "interval"}, "interval_seconds", "needs its interval"),
+    ("once-missing-run-at", {"schedule_type": "once"}, "run_at", "needs the time"),
+    ("once-in-the-past", {"schedule_type": "once", "run_at": PAST}, "run_at", "must be in the future"),
+    ("engine-unknown", {"engine": "cron"}, "engine", "not a valid choice"),
+    ("schedule-type-unknown", {"schedule_type": "weekly"}, "schedule_type", "not a valid choice"),
+    ("priority-10", {"priority": 10}, "priority", "less than or equal to 9"),
+    ("max-running-0", {"max_running": 0}, "max_running", "greater than or equal to 1"),
+    ("timeout-0", {"timeout_seconds": 0}, "timeout_seconds", "greater than or equal to 1"),
+    ("backoff-negative", {"retry_backoff_seconds": -1.0}, "retry_backoff_seconds", "greater than or equal to 0"),
+    ("queue-with-space", {"queue": "slow queue"}, "queue", "lowercase letters"),
+]
+CASES = [pytest.param(overrides, field, fragment, id=case_id) for case_id, overrides, field, fragment in BAD]
+
+
+def bad_job(overrides) -> dict:
+    return {**GOOD, **overrides}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("overrides, field, fragment", CASES)
+def test_full_clean_rejects_with_a_field_message(overrides, field, fragment):
+    with pytest.raises(ValidationError) as caught:
+        Job(**bad_job(overrides)).full_clean()
+    messages = caught.value.message_dict
+    assert field in messages, messages
+    assert fragment in " ".join(messages[field])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("overrides, field, fragment", CASES)
+def test_the_orm_refuses_to_store_it(overrides, field, fragment):
+    with pytest.raises(ValidationError) as caught:
+        Job.objects.create(**bad_job(overrides))
+    assert field in caught.value.message_dict
+    assert Job.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("overrides, field, fragment", CASES)
+def test_sync_jobs_refuses_with_one_line_and_writes_nothing(overrides, field, fragment, taskhub_settings):
+    Job.objects.create(**{**GOOD, "name": "already-there"})
+    declared = [{**GOOD, "name": "first-good-one"}, bad_job({"name": "declared-bad", **overrides})]
+    taskhub_settings(JOBS=declared)
+    with pytest.raises(CommandError) as caught:
+        call_command("sync_jobs")
+    message = str(caught.value)
+    assert "\n" not in message and field in message and fragment in message
+    assert list(Job.objects.values_list("name", flat=True)) == ["already-there"]
+
+
+@pytest.mark.django_db
+def test_a_duplicate_name_is_refused():
+    Job.objects.create(**GOOD)
+    with pytest.raises(ValidationError) as caught:
+        Job.objects.create(**GOOD)
+    assert "already exists" in " ".join(caught.value.message_dict["name"])
+    assert Job.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_good_job_is_accepted_and_other_schedule_fields_are_cleared():
+    job = Job.objects.create(**{**GOOD, "interval_seconds": 60, "cron_expression": " */5  *  * * * "})
+    job.refresh_from_db()
+    assert (job.cron_expression, job.interval_seconds, job.run_at) == ("*/5 * * * *", None, None)
+
+
+@pytest.mark.django_db
+def test_an_existing_one_off_job_keeps_its_past_run_at_when_other_fields_change():
+    job = Job.objects.create(**{**GOOD, "schedule_type": "once", "run_at": timezone.now() + dt.timedelta(seconds=60)})
+    Job.objects.filter(pk=job.pk).update(run_at=PAST)  # it ran long ago
+    job.refresh_from_db()
+    job.description = "kept as a record"
+    job.save()
+    assert Job.objects.get(pk=job.pk).description == "kept as a record"
+
+
+@pytest.mark.django_db
+def test_the_database_constraint_is_the_backstop_for_mixed_schedule_fields():
+    from django.db import IntegrityError, transaction
+
+    job = Job.objects.create(**GOOD)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Job.objects.filter(pk=job.pk).update(interval_seconds=60)
+    assert Job.objects.get(pk=job.pk).interval_seconds is None
+
+
+KWARGS_CASES = [
+    ('{"x": "1", "y": 2}', "x: must be an integer"),
+    ('{"x": 1}', "y: missing"),
+    ('{"x": 1, "y": 2, "z": 0}', "z: unknown parameter"),
+    ('[1, 2]', "--kwargs must be a JSON object"),
+    ('{"x": 1,', "--kwargs is not valid JSON"),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kwargs, fragment", KWARGS_CASES)
+def test_run_job_refuses_bad_kwargs_with_one_line_and_runs_nothing(kwargs, fragment):
+    Job.objects.create(**GOOD)
+    with pytest.raises(CommandError) as caught:
+        call_command("run_job", GOOD["name"], "--kwargs", kwargs)
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+    assert JobRun.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_job_of_an_unknown_job_is_one_line():
+    with pytest.raises(CommandError, match="no job named 'ghost'"):
+        call_command("run_job", "ghost")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_job_prints_the_result_and_records_the_run(capsys):
+    Job.objects.create(**GOOD)
+    call_command("run_job", GOOD["name"], "--kwargs", '{"x": 20, "y": 22}')
+    assert json.loads(capsys.readouterr().out) == 42
+    run = JobRun.objects.get()
+    assert (run.trigger, run.status, run.kwargs) == ("run_now", "succeeded", {"x": 20, "y": 22})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_job_exits_1_with_one_line_when_the_handler_fails():
+    from tests.helpers import clean_env, manage
+    from tests.services import POSTGRES_URL
+
+    Job.objects.create(**{**GOOD, "handler": "fail", "kwargs": {"message": "upstream is down"}, "max_retries": 0})
+    from django.db import connection
+    env = clean_env(SECRET_KEY="k", DATABASE_URL=POSTGRES_URL.rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"])
+    result = manage("run_job", GOOD["name"], env=env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    logs = [line for line in lines if line.startswith("{")]
+    assert all(json.loads(line)["logger"] for line in logs)  # JSON log records (written by another thread)
+    assert [line for line in lines if line not in logs] == [
+        f"CommandError: run {JobRun.objects.get().pk} failed: RuntimeError: upstream is down"]
