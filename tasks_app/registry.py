@@ -19,8 +19,8 @@ validate ``Job.kwargs`` with ``validate_kwargs``, and the runner awaits ``spec.f
 
 Limits: kwargs are checked as JSON against the annotations (strict: ``"1"`` is no ``int``,
 a ``datetime`` needs a time zone); keys that only a ``**kwargs`` parameter takes are passed
-through unchecked. Registering the same function object again replaces its spec; any other
-clash of names or aliases is an error.
+through unchecked (the check itself is ``tasks_app.kwargs_schema``). Registering the same
+function object again replaces its spec; any other clash of names or aliases is an error.
 """
 
 from __future__ import annotations
@@ -30,20 +30,26 @@ import inspect
 import json
 import math
 import re
-import types
 import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from enum import Enum
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any
 
 import pydantic
-from pydantic import AwareDatetime, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
+
+# KwargsError lives with the kwargs schema that raises it; callers import it from here as before.
+from tasks_app.kwargs_schema import (
+    KwargsError,
+    build_model,
+    example_value,
+    json_text,
+    translate_errors,
+    type_text,
+)
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,99}")
 CONTEXT = "context"
-_NONE = type(None)
 _ASYNC_HINT = "wrap blocking code with anyio.to_thread.run_sync"
 
 
@@ -53,17 +59,6 @@ class HandlerError(Exception):
 
 class UnknownHandler(LookupError):
     """No handler is registered under that name or alias."""
-
-
-class KwargsError(ValueError):
-    """kwargs do not fit the handler's signature; ``errors`` maps parameter -> message."""
-
-    def __init__(self, errors: dict[str, str]):
-        super().__init__(errors)
-        self.errors = dict(sorted(errors.items()))
-
-    def __str__(self) -> str:
-        return "; ".join(f"{name}: {message}" for name, message in self.errors.items())
 
 
 @dataclass(frozen=True)
@@ -98,7 +93,7 @@ class HandlerSpec:
 
     def example_kwargs(self) -> dict:
         """A JSON-able kwargs object that passes ``validate_kwargs``: defaults, else samples."""
-        example = {p.name: _example_value(p) for p in self.params}
+        example = {p.name: example_value(p) for p in self.params}
         try:
             self.validate_kwargs(example)
         except KwargsError as exc:  # a default that is no JSON of its type (a repr, `x: int = None`)
@@ -111,11 +106,11 @@ class HandlerSpec:
         if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
             raise KwargsError({"__all__": "kwargs must be a JSON object"})
         errors = {CONTEXT: "is supplied by taskhub, not by kwargs"} if CONTEXT in kwargs else {}
-        text = _json_text({k: v for k, v in kwargs.items() if k != CONTEXT})
+        text = json_text({k: v for k, v in kwargs.items() if k != CONTEXT})
         try:
             validated = self.model.model_validate_json(text, strict=True)
         except ValidationError as exc:
-            errors = _translate(exc, {p.name: p.annotation for p in self.params}) | errors
+            errors = translate_errors(exc, {p.name: p.annotation for p in self.params}) | errors
         if errors:
             raise KwargsError(errors)
         given = validated.model_fields_set
@@ -230,7 +225,7 @@ def _make_spec(target, options: dict) -> HandlerSpec:
         retry_backoff=options["retry_backoff"], description=options["description"],
         aliases=tuple(options["aliases"]), takes_context=takes_context,
         module=getattr(target, "__module__", "") or "", target=target, params=params,
-        accepts_extra=accepts_extra, model=_build_model(name, params, accepts_extra),
+        accepts_extra=accepts_extra, model=build_model(name, params, accepts_extra, error=HandlerError),
     )
 
 
@@ -301,171 +296,7 @@ def _signature(name: str, func, skip_self: bool) -> tuple[tuple[Param, ...], boo
 def _param(p: inspect.Parameter, annotation) -> Param:
     required = p.default is p.empty
     default = None if required else _jsonable(p.default)
-    return Param(p.name, _type_text(annotation), required, default, annotation)
-
-
-def _build_model(name: str, params: tuple[Param, ...], accepts_extra: bool):
-    # Field names are positional so that any parameter name ("model_config", "json") is safe.
-    fields = {
-        f"p{i}": (_aware(p.annotation), Field(... if p.required else p.default, alias=p.name))
-        for i, p in enumerate(params)
-    }
-    config = ConfigDict(extra="allow" if accepts_extra else "forbid", strict=True)
-    try:
-        return pydantic.create_model("Kwargs_" + re.sub(r"\W", "_", name), __config__=config, **fields)
-    except Exception as exc:
-        raise HandlerError(f"handler {name!r}: unsupported parameter annotation: {exc}") from exc
-
-
-# --- kwargs errors ---------------------------------------------------------------------------
-
-# pydantic error types -> our words; a rare type falls back to pydantic's own message.
-_MESSAGES = {error_type: message for message, error_types in {
-    "missing": "missing",
-    "unknown parameter": "extra_forbidden",
-    "must be an integer": "int_type int_parsing int_from_float",
-    "must be a number": "float_type float_parsing",
-    "must be a string": "string_type",
-    "must be true or false": "bool_type bool_parsing",
-    "must be a list": "list_type tuple_type set_type frozen_set_type",
-    "must be an object": "dict_type model_type model_attributes_type",
-    "must be an ISO 8601 datetime string": "datetime_type datetime_parsing datetime_from_date_parsing",
-    "must be a datetime with a time zone": "timezone_aware",
-    "must be a date (YYYY-MM-DD)": "date_type date_parsing date_from_datetime_inexact",
-    "must be null": "none_required",
-}.items() for error_type in error_types.split()}
-
-
-def _json_text(kwargs: dict) -> str:
-    try:
-        return json.dumps(kwargs, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise KwargsError({"__all__": f"kwargs must be JSON-serializable: {exc}"}) from None
-
-
-def _translate(exc: ValidationError, annotations: dict[str, Any]) -> dict[str, str]:
-    """One message per parameter: the first error pydantic reports for it."""
-    errors: dict[str, str] = {}
-    for error in exc.errors(include_url=False):
-        name, *path = error["loc"] or ("__all__",)
-        errors.setdefault(str(name), _describe(annotations.get(name, Any), path, error))
-    return errors
-
-
-def _describe(annotation, path: list, error: dict) -> str:
-    """Walk the error's location through the annotation, so union tags are not taken for keys."""
-    annotation = _strip_optional(annotation)
-    if not path:
-        return _message(error)
-    if _is_union(get_origin(annotation)):  # pydantic reports one error per member, tagged in the path
-        return f"must be {_type_text(annotation)}"
-    origin, args = get_origin(annotation) or annotation, get_args(annotation)
-    step, rest = path[0], path[1:]
-    if _is_mapping(origin):
-        if rest == ["[key]"]:
-            return f"key {step!r}: {_message(error)}"
-        return _at(step, _describe(args[1] if args else Any, rest, error))
-    if _is_sequence(origin) and isinstance(step, int):
-        fixed = origin is tuple and args and args[-1] is not Ellipsis
-        item = (args[step] if step < len(args) else Any) if fixed else (args[0] if args else Any)
-        return _at(step, _describe(item, rest, error))
-    return "".join(f"[{s!r}]" for s in path) + f" {_message(error)}"
-
-
-def _at(step, message: str) -> str:
-    """``[1] must be ...``, ``[0][2] must be ...``, ``['key'] must be ...``."""
-    return f"[{step!r}]" + ("" if message.startswith("[") else " ") + message
-
-
-def _message(error: dict) -> str:
-    if error["type"] in ("literal_error", "enum"):
-        head, _, last = error["ctx"]["expected"].rpartition(" or ")
-        return "must be one of " + (f"{head}, {last}" if head else last)
-    msg = error["msg"]
-    return _MESSAGES.get(error["type"], msg[:1].lower() + msg[1:])
-
-
-# --- annotations -----------------------------------------------------------------------------
-
-_SAMPLES = {bool: True, int: 1, float: 1.5, str: "text", datetime: "2030-01-01T00:00:00+00:00",
-            AwareDatetime: "2030-01-01T00:00:00+00:00", date: "2030-01-01"}
-
-
-def _example_value(param: Param):
-    return _sample(param.annotation) if param.required else param.default
-
-
-def _sample(tp):
-    origin, args = get_origin(tp), get_args(tp)
-    if origin is Annotated or _is_union(origin):
-        return _sample(next(a for a in args if a is not _NONE))
-    if origin is Literal:
-        return args[0]
-    container = origin or tp
-    if _is_mapping(container):
-        return {}
-    if _is_sequence(container):
-        items = args if container is tuple and args and args[-1] is not Ellipsis else args[:1]
-        return [_sample(a) for a in items]
-    if isinstance(tp, type) and issubclass(tp, Enum):
-        return next(iter(tp)).value
-    if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel):
-        return {f.alias or n: _sample(f.annotation) for n, f in tp.model_fields.items() if f.is_required()}
-    return _SAMPLES.get(tp) if isinstance(tp, type) else None
-
-
-def _aware(tp):
-    """The annotation with every ``datetime`` replaced by pydantic's AwareDatetime."""
-    if tp is datetime:
-        return AwareDatetime
-    origin, args = get_origin(tp), get_args(tp)
-    if origin is None or origin is Literal or not args:
-        return tp
-    new = tuple(_aware(a) if a is not Ellipsis else a for a in args)
-    if new == args:
-        return tp
-    if _is_union(origin):
-        return Union[new]
-    return Annotated[new] if origin is Annotated else origin[new]
-
-
-def _type_text(tp) -> str:
-    origin, args = get_origin(tp), get_args(tp)
-    if tp is _NONE or tp is None:
-        return "None"
-    if tp is Ellipsis:
-        return "..."
-    if origin is Annotated:
-        return _type_text(args[0])
-    if origin is Literal:
-        return "Literal[" + ",".join(map(repr, args)) + "]"
-    if _is_union(origin):
-        return " | ".join(map(_type_text, args))
-    if origin is not None:
-        base = getattr(origin, "__name__", str(origin))
-        return f"{base}[{', '.join(map(_type_text, args))}]" if args else base
-    return tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
-
-
-def _strip_optional(tp):
-    if get_origin(tp) is Annotated:
-        return _strip_optional(get_args(tp)[0])
-    if _is_union(get_origin(tp)):
-        rest = [a for a in get_args(tp) if a is not _NONE]
-        return rest[0] if len(rest) == 1 else Union[tuple(rest)]
-    return tp
-
-
-def _is_union(origin) -> bool:
-    return origin is Union or origin is types.UnionType
-
-
-def _is_mapping(tp) -> bool:
-    return isinstance(tp, type) and issubclass(tp, Mapping)
-
-
-def _is_sequence(tp) -> bool:
-    return isinstance(tp, type) and issubclass(tp, (Sequence, Set)) and not issubclass(tp, (str, bytes))
+    return Param(p.name, type_text(annotation), required, default, annotation)
 
 
 # --- small helpers ---------------------------------------------------------------------------

@@ -1,0 +1,74 @@
+"""Commands and system checks, as a person or a deploy script runs them."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from tasks_app.models import Job
+from tests.helpers import clean_env, manage
+
+
+def test_handler_modules_come_from_the_environment_variable(tmp_path):
+    (tmp_path / "team_handlers.py").write_text(
+        "from tasks_app.registry import handler\n\n"
+        "@handler(timeout=5)\nasync def send_digest(team: str, limit: int = 10) -> int:\n"
+        "    '''Mail the team its digest.'''\n    return limit\n")
+    env = clean_env(SECRET_KEY="k", PYTHONPATH=str(tmp_path), TASKHUB_HANDLER_MODULES="tasks_app.handlers,team_handlers")
+    result = manage("list_handlers", "--json", env=env)
+    handlers = {h["name"]: h for h in json.loads(result.stdout)}
+    assert {"number_sum", "send_digest"} <= set(handlers)
+    digest = handlers["send_digest"]
+    assert digest["description"] == "Mail the team its digest." and digest["timeout"] == 5
+    assert [p["text"] for p in digest["parameters"]] == ["team: str", "limit: int = 10"]
+    assert digest["example_kwargs"] == {"team": "text", "limit": 10}
+
+
+def test_a_handler_module_that_cannot_be_imported_fails_the_checks_in_one_line():
+    env = clean_env(SECRET_KEY="k", TASKHUB_HANDLER_MODULES="tasks_app.handlers,no_such_module")
+    result = manage("check", env=env)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "(taskhub.E001) cannot import handler module 'no_such_module': ModuleNotFoundError" in result.stderr
+
+
+@pytest.mark.django_db
+def test_a_stored_job_naming_an_unregistered_handler_fails_the_database_checks(make_job):
+    job = make_job()
+    Job.objects.filter(pk=job.pk).update(handler="renamed_away")
+    with pytest.raises(SystemCheckError, match=r"taskhub.E002.*'renamed_away'"):
+        call_command("check", databases=["default"])
+
+
+@pytest.mark.django_db
+def test_the_checks_pass_for_registered_handlers(make_job):
+    make_job()
+    call_command("check", databases=["default"])
+
+
+def test_list_handlers_prints_signatures_and_defaults(capsys):
+    call_command("list_handlers")
+    out = capsys.readouterr().out
+    assert "number_sum(x: int, y: int)" in out
+    assert "cleanup_runs(older_than_days: int = 30, batch_size: int = 1000)" in out
+    assert "timeout=600s" in out
+
+
+@pytest.mark.django_db
+def test_cleanup_runs_command_reports_what_it_deleted(make_job, capsys):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from tasks_app.models import JobRun
+
+    job = make_job()
+    JobRun.objects.create(job=job, engine="celery", status="succeeded", scheduled_for=timezone.now() - dt.timedelta(days=9))
+    call_command("cleanup_runs", "--older-than", "7")
+    assert capsys.readouterr().out.strip() == "deleted 1 run(s) older than 7 day(s)"
+
+
+def test_cleanup_runs_refuses_a_negative_age_in_one_line():
+    result = manage("cleanup_runs", "--older-than", "-1", env=clean_env(SECRET_KEY="k"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "CommandError: --older-than must be 0 or more and --batch-size at least 1"

@@ -1,0 +1,130 @@
+"""Jobs: the change marker, next fire times, projection into engines, declared jobs, retention."""
+
+import datetime as dt
+
+import psycopg
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from tasks_app import changes
+from tasks_app.declared import sync_declared
+from tasks_app.engines import get_engine
+from tasks_app.models import Job, JobRun
+from tasks_app.retention import delete_runs_older_than
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def bumps(operation) -> int:
+    before = changes.version()
+    operation()
+    return changes.version() - before
+
+
+def test_every_kind_of_change_bumps_the_marker(make_job):
+    job = make_job()
+    other = make_job()
+    assert bumps(lambda: make_job()) == 1
+    assert bumps(lambda: job.save()) == 1
+    assert bumps(lambda: Job.objects.filter(pk=job.pk).update(description="bulk")) == 1
+    assert bumps(lambda: Job.objects.filter(pk__in=[job.pk, other.pk]).pause()) == 1
+    assert bumps(lambda: Job.objects.all().enable()) == 1
+    assert bumps(lambda: Job.objects.filter(pk=job.pk).switch_engine("celery")) == 1
+    assert bumps(lambda: Job.objects.filter(pk=job.pk).duplicate()) >= 1
+    assert bumps(lambda: other.delete()) >= 1
+    assert bumps(lambda: Job.objects.filter(pk=-1).update(description="nothing")) == 0
+
+
+def test_a_bulk_update_stamps_updated_at_so_engines_see_which_jobs_changed(make_job):
+    job = make_job()
+    before = job.updated_at
+    Job.objects.filter(pk=job.pk).pause()
+    job.refresh_from_db()
+    assert job.updated_at > before and job.enabled is False
+
+
+def test_a_rolled_back_change_leaves_the_marker_alone(make_job):
+    job = make_job()
+    version = changes.version()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Job.objects.filter(pk=job.pk).pause()
+        raise RuntimeError("roll back")
+    assert changes.version() == version and Job.objects.get(pk=job.pk).enabled
+
+
+def test_postgres_is_notified_on_commit_with_the_changed_job_ids(make_job):
+    if connection.vendor != "postgresql":
+        pytest.skip("NOTIFY is Postgres only")
+    job = make_job()
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params, autocommit=True) as listener:
+        listener.execute(f"LISTEN {changes.CHANNEL}")
+        with transaction.atomic():
+            Job.objects.filter(pk=job.pk).pause()
+            assert not list(listener.notifies(timeout=0.2, stop_after=1))  # nothing before commit
+        [note] = list(listener.notifies(timeout=2, stop_after=1))
+    assert note.channel == changes.CHANNEL and f"[{job.pk}]" in note.payload
+
+
+def test_next_fire_times_follow_the_job_timezone_across_dst(make_job):
+    job = make_job(schedule_type="cron", cron_expression="30 2 * * *", timezone="Europe/Amsterdam")
+    times = job.next_fire_times(3, after=dt.datetime(2027, 3, 27, 12, tzinfo=dt.UTC))
+    assert times == [dt.datetime(2027, 3, 28, 1, 0, tzinfo=dt.UTC),   # 02:30 does not exist: 03:00 CEST
+                     dt.datetime(2027, 3, 29, 0, 30, tzinfo=dt.UTC),
+                     dt.datetime(2027, 3, 30, 0, 30, tzinfo=dt.UTC)]
+
+
+def test_a_one_off_job_does_not_fire_again_after_it_ran(make_job):
+    job = make_job(schedule_type="once", run_at=timezone.now() + dt.timedelta(minutes=5))
+    assert job.next_fire_times(5) == [job.run_at]
+    JobRun.objects.create(job=job, engine=job.engine, scheduled_for=job.run_at, status="succeeded")
+    assert job.next_fire_times(5, after=job.run_at - dt.timedelta(minutes=1)) == []
+
+
+def test_saving_projects_the_job_into_its_engine_and_pausing_removes_it(make_job):
+    engine = get_engine("apscheduler")
+    job = make_job(engine="apscheduler")
+    assert job.pk in engine.jobs
+    Job.objects.filter(pk=job.pk).switch_engine("celery")
+    assert job.pk not in engine.jobs and job.pk in get_engine("celery").jobs
+    Job.objects.filter(pk=job.pk).pause()
+    assert job.pk not in get_engine("celery").jobs
+
+
+def test_the_memory_engine_fires_due_slots_through_the_runner(make_job):
+    engine = get_engine("apscheduler")
+    job = make_job(engine="apscheduler", schedule_type="interval", interval_seconds=60, kwargs={"x": 1, "y": 1})
+    start = dt.datetime(2030, 1, 1, 0, 0, 30, tzinfo=dt.UTC)
+    engine.last_tick[job.pk] = start
+    futures = engine.tick(start + dt.timedelta(minutes=3))
+    for future in futures:
+        future.result(timeout=10)
+    slots = list(JobRun.objects.filter(job=job).order_by("scheduled_for").values_list("scheduled_for", "status"))
+    assert slots == [(start + dt.timedelta(seconds=30 + 60 * k), "succeeded") for k in range(3)]
+
+
+def test_sync_jobs_creates_updates_and_prunes_declared_jobs():
+    declared = [{"name": "declared-a", "handler": "number_sum", "kwargs": {"x": 1, "y": 2},
+                 "schedule_type": "interval", "interval_seconds": 60}]
+    assert sync_declared(declared) == {"created": 1, "updated": 0, "unchanged": 0, "paused": 0}
+    assert sync_declared(declared) == {"created": 0, "updated": 0, "unchanged": 1, "paused": 0}
+    declared[0]["interval_seconds"] = 120
+    assert sync_declared(declared)["updated"] == 1
+    assert Job.objects.get(name="declared-a").declared_in_code
+    assert sync_declared([], prune=True)["paused"] == 1
+    assert not Job.objects.get(name="declared-a").enabled
+
+
+def test_retention_deletes_old_finished_runs_in_batches(make_job):
+    job = make_job()
+    old = timezone.now() - dt.timedelta(days=40)
+    for minute in range(25):
+        JobRun.objects.create(job=job, engine="celery", status="succeeded", scheduled_for=old + dt.timedelta(minutes=minute))
+    JobRun.objects.create(job=job, engine="celery", status="running", scheduled_for=old - dt.timedelta(days=1))
+    recent = JobRun.objects.create(job=job, engine="celery", status="failed", scheduled_for=timezone.now())
+    assert delete_runs_older_than(30, batch_size=10) == 25
+    assert set(JobRun.objects.values_list("status", flat=True)) == {"running", "failed"}
+    assert JobRun.objects.filter(pk=recent.pk).exists()
