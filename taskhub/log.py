@@ -82,7 +82,9 @@ _plain = logging.Formatter()
 
 
 def _output_handlers(settings: dict, in_child: bool = False) -> list[logging.Handler]:
-    console = logging.StreamHandler(sys.stderr)
+    # The process's real stderr: Celery replaces sys.stderr in pool processes with a proxy
+    # that logs what is written to it, which would feed every record back into the queue.
+    console = logging.StreamHandler(sys.__stderr__ or sys.stderr)
     handlers: list[logging.Handler] = [console]
     path = settings.get("file")
     if path:

@@ -126,11 +126,12 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]  # never unpickle a message from the broker
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "tasks_app.engines.beat:TaskhubScheduler"  # slots, leader lock, live edits
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep taskhub's JSON logging in workers
 # A task is acknowledged after it ran, and re-queued if its worker process dies.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_DEFAULT_QUEUE = "default"  # Job.queue's default; a worker consumes it unless given -Q
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a busy worker does not hoard messages others could run
 # Redis re-delivers an unacknowledged message after this long: it must exceed every
 # task's hard time limit and retry countdown, or a long task runs twice.

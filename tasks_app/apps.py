@@ -8,7 +8,7 @@ class TasksAppConfig(AppConfig):
     handler_import_error: str | None = None
 
     def ready(self):
-        from tasks_app import checks, conf, signals  # noqa: F401  (connect receivers, register checks)
+        from tasks_app import checks, conf, heartbeat, signals  # noqa: F401  (connect receivers, register checks)
         from tasks_app.registry import HandlerError, registry
 
         try:

@@ -8,7 +8,7 @@ DEFAULTS = {
     "JOBS": [],
     # Which engine class serves each value of Job.engine.
     "ENGINES": {
-        "celery": "tasks_app.engines.memory.MemoryEngine",
+        "celery": "tasks_app.engines.celery.CeleryEngine",
         "apscheduler": "tasks_app.engines.memory.MemoryEngine",
     },
     # Health checks that must pass for /healthz to answer 200; the others are reported only.
@@ -19,6 +19,10 @@ DEFAULTS = {
     "STALE_AFTER_SECONDS": 60,
     # How often a running run writes its heartbeat and progress, and checks for a cancel request.
     "HEARTBEAT_SECONDS": 1.0,
+    # The longest beat sleeps between looks at the change marker (without Postgres NOTIFY).
+    "BEAT_MAX_INTERVAL": 0.5,
+    # A scheduler whose leader has not written its heartbeat for this long counts as down.
+    "SCHEDULER_STALE_SECONDS": 30,
     # Upper bound of one retry delay; stays below the broker's visibility timeout.
     "MAX_RETRY_DELAY_SECONDS": 3600,
     # Defaults for new jobs.

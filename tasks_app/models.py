@@ -281,3 +281,16 @@ class ChangeMarker(models.Model):
 
     def __str__(self):
         return f"version {self.version}"
+
+
+class SchedulerHeartbeat(models.Model):
+    """The leading scheduler of an engine (Celery beat, runapscheduler) saying it is alive."""
+
+    scheduler = models.CharField(max_length=20, unique=True)
+    leader = models.CharField(max_length=200, help_text="host:pid of the leader.")
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField()
+    jobs = models.PositiveIntegerField(default=0, help_text="Jobs in its schedule at the last beat.")
+
+    def __str__(self):
+        return f"{self.scheduler} led by {self.leader}"

@@ -46,11 +46,11 @@ def worker_id() -> str:
 
 
 def run_job(job_id: int, scheduled_for: dt.datetime, engine: str, attempt: int = 1,
-            trigger: str = Trigger.SCHEDULE) -> JobRun | None:
+            trigger: str = Trigger.SCHEDULE, task_id: str = "") -> JobRun | None:
     """Claim the slot and run it here; ``None`` when the slot was not ours to run."""
     close_old_connections()
     try:
-        run = claim(job_id, scheduled_for, engine, attempt, trigger)
+        run = claim(job_id, scheduled_for, engine, attempt, trigger, task_id)
         if run is not None:
             run.claimed = {"worker": run.worker, "attempt": run.attempt}  # finish() is conditional on these
             with log_context(job=run.job.name, run=run.pk, engine=engine, attempt=run.attempt):
@@ -61,7 +61,7 @@ def run_job(job_id: int, scheduled_for: dt.datetime, engine: str, attempt: int =
 
 
 # -- claim -----------------------------------------------------------------------------------
-def claim(job_id, scheduled_for, engine, attempt=1, trigger=Trigger.SCHEDULE) -> JobRun | None:
+def claim(job_id, scheduled_for, engine, attempt=1, trigger=Trigger.SCHEDULE, task_id="") -> JobRun | None:
     now = timezone.now()
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
@@ -70,8 +70,9 @@ def claim(job_id, scheduled_for, engine, attempt=1, trigger=Trigger.SCHEDULE) ->
             return None
         existing = JobRun.objects.select_for_update().filter(job=job, scheduled_for=scheduled_for).first()
         if existing is not None:
-            return _reclaim(existing, attempt, now)
-        run = JobRun(job=job, engine=engine, trigger=trigger, scheduled_for=scheduled_for, kwargs=job.kwargs)
+            return _reclaim(existing, attempt, now, task_id)
+        run = JobRun(job=job, engine=engine, trigger=trigger, scheduled_for=scheduled_for, kwargs=job.kwargs,
+                     celery_task_id=task_id)
         if _overlaps(run, now):
             return None
         run.attempt = attempt
@@ -103,12 +104,11 @@ def _running(job, now):
     return job.runs.filter(status=RunStatus.RUNNING, heartbeat_at__gte=stale)
 
 
-def _reclaim(run: JobRun, attempt: int, now) -> JobRun | None:
-    stale = now - dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
+def _reclaim(run: JobRun, attempt: int, now, task_id: str = "") -> JobRun | None:
     if run.status == RunStatus.QUEUED and run.attempt == attempt:
         if _overlaps(run, now):
             return None
-    elif run.status == RunStatus.RUNNING and run.heartbeat_at and run.heartbeat_at < stale:
+    elif run.status == RunStatus.RUNNING and _lost(run, now):
         run.attempts.append(_attempt_record(run, "lost", f"worker {run.worker} stopped sending heartbeats"))
         run.attempt += 1
         log.warning("taking over a lost run", extra={"run": run.pk, "previous_worker": run.worker})
@@ -121,8 +121,26 @@ def _reclaim(run: JobRun, attempt: int, now) -> JobRun | None:
     for name, value in _running_fields(now).items():
         setattr(run, name, value)
     run.next_attempt_at = None
+    run.celery_task_id = task_id or run.celery_task_id
     run.save()
     return run
+
+
+def _lost(run: JobRun, now) -> bool:
+    """Whether the worker of a running run is gone: a dead process here, or a stale heartbeat."""
+    stale = now - dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
+    if run.heartbeat_at is None or run.heartbeat_at < stale:
+        return True
+    host, _, pid = run.worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: is that process (a killed pool process, say) still there?
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _attempt_record(run: JobRun, status: str, error: str) -> dict:
@@ -156,6 +174,10 @@ def _wait(run: JobRun, future) -> Outcome:
                 future.cancel()
         except CancelledError:
             return Outcome(RunStatus.CANCELLED, reason="cancelled on request")
+        except Exception as exc:  # the engine interrupting this thread, e.g. Celery's soft time limit
+            future.cancel()
+            return Outcome(RunStatus.TIMED_OUT, error=f"stopped by the engine: {type(exc).__name__}: {exc}",
+                           reason="engine time limit")
 
 
 def _heartbeat(run: JobRun) -> bool:
@@ -211,6 +233,24 @@ def _json_result(result):
     except (TypeError, ValueError):
         log.warning("handler result is not JSON; stored as its repr", extra={"result_type": type(result).__name__})
         return repr(result)
+
+
+def call_handler(name: str, kwargs: dict, task_id: str = ""):
+    """Run a handler without a job (ad-hoc Celery calls): validated, on the process loop, with its timeout."""
+    from tasks_app.registry import registry
+
+    spec = registry.get(name)
+    validated = spec.validate_kwargs(kwargs)
+    context = RunContext(job_name="", run_id=0, scheduled_for=timezone.now(), attempt=1, engine="celery",
+                         logger=logging.getLogger(f"tasks_app.handlers.{spec.name}"))
+    outcome = loop.submit(invoke(spec, validated, context, spec.timeout)).result()
+    if outcome.status != RunStatus.SUCCEEDED:
+        raise HandlerFailed(f"{name} {outcome.status}: {(outcome.error.strip().splitlines() or [''])[-1]}")
+    return _json_result(outcome.result)
+
+
+class HandlerFailed(Exception):
+    """An ad-hoc handler call did not succeed; str(exc) names the handler and the last error line."""
 
 
 # -- requests from people and other systems --------------------------------------------------

@@ -50,3 +50,12 @@ async def test_flaky(key: str, fail_times: int) -> str:
     if calls[key] <= fail_times:
         raise ValueError(f"failure number {calls[key]}")
     return "ok"
+
+
+@handler(name="test_slow")
+async def test_slow(seconds: float, context=None) -> str:
+    """Sleep, reporting progress; a process that is killed meanwhile leaves the run running."""
+    for step in range(10):
+        await anyio.sleep(seconds / 10)
+        context.report_progress((step + 1) / 10)
+    return "done"

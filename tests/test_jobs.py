@@ -1,6 +1,7 @@
 """Jobs: the change marker, next fire times, projection into engines, declared jobs, retention."""
 
 import datetime as dt
+import json
 
 import psycopg
 import pytest
@@ -85,13 +86,28 @@ def test_a_one_off_job_does_not_fire_again_after_it_ran(make_job):
 
 
 def test_saving_projects_the_job_into_its_engine_and_pausing_removes_it(make_job):
-    engine = get_engine("apscheduler")
-    job = make_job(engine="apscheduler")
-    assert job.pk in engine.jobs
+    from django_celery_beat.models import PeriodicTask
+
+    def beat_row(job):
+        return PeriodicTask.objects.filter(name=f"taskhub:{job.pk}:{job.name}").first()
+
+    memory = get_engine("apscheduler")
+    job = make_job(engine="apscheduler", schedule_type="cron", cron_expression="30 2 * * *", timezone="Europe/Amsterdam")
+    assert job.pk in memory.jobs and beat_row(job) is None
     Job.objects.filter(pk=job.pk).switch_engine("celery")
-    assert job.pk not in engine.jobs and job.pk in get_engine("celery").jobs
+    row = beat_row(job)
+    assert job.pk not in memory.jobs and row.enabled and row.task == "taskhub.run_job"
+    assert (row.crontab.minute, row.crontab.hour, str(row.crontab.timezone)) == ("30", "2", "Europe/Amsterdam")
+    assert json.loads(row.kwargs) == {"job_id": job.pk} and row.queue == job.queue
     Job.objects.filter(pk=job.pk).pause()
-    assert job.pk not in get_engine("celery").jobs
+    assert beat_row(job) is None
+    Job.objects.filter(pk=job.pk).enable()
+    job.refresh_from_db()
+    job.schedule_type, job.interval_seconds = "interval", 90
+    job.save()
+    assert beat_row(job).interval.every == 90 and beat_row(job).crontab is None
+    job.delete()
+    assert not PeriodicTask.objects.filter(name__startswith=f"taskhub:{row.name.split(':')[1]}:").exists()
 
 
 def test_the_memory_engine_fires_due_slots_through_the_runner(make_job):

@@ -1,0 +1,231 @@
+"""Celery beat for taskhub: ``CELERY_BEAT_SCHEDULER = "tasks_app.engines.beat:TaskhubScheduler"``.
+
+A subclass of django-celery-beat's ``DatabaseScheduler`` that keeps its place in Celery
+but replaces what users of the stock one fight:
+
+- **Slots.** It reads the enabled ``celery`` jobs and fires each at the instants
+  ``slots.py`` computes (the same function the APScheduler engine uses), putting the slot
+  into the message as ``scheduled_for`` — so two beats, or beat and a worker re-delivery,
+  always name the same slot and the runner's unique claim keeps it to one effect.
+- **Edits in well under a second, reloading only what changed.** On Postgres it LISTENs
+  for the job ids that a commit changed and reloads just those rows; elsewhere it polls the
+  one-row change marker every ``max_interval`` (0.5 s). No full reload per edit.
+- **One leader.** It schedules only while it holds the ``beat`` leader lock; a second beat
+  waits as a standby and takes over when the leader dies.
+- **Nothing lost.** On becoming leader it applies each job's misfire policy to the slots it
+  missed and records the skipped ones; while leading it re-delivers runs whose worker
+  stopped sending heartbeats; and it writes a heartbeat that ``/healthz`` reports.
+"""
+
+import datetime as dt
+import heapq
+import logging
+import time
+
+from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
+from django_celery_beat.schedulers import DatabaseScheduler
+
+from tasks_app import changes, conf, heartbeat, misfire, slots
+from tasks_app.engines.celery import TASK, message_kwargs, message_options
+from tasks_app.engines.listener import ChangeListener
+from tasks_app.leader import LeaderLock
+from tasks_app.models import Job, JobRun, RunStatus
+from tasks_app.runner import worker_id
+
+log = logging.getLogger("tasks_app.beat")
+ENGINE = "celery"
+
+
+class TaskhubScheduler(DatabaseScheduler):
+    standby_poll = 1.0
+    heartbeat_every = 2.0
+    reap_every = 10.0
+
+    def __init__(self, *args, **kwargs):
+        self.jobs: dict[int, Job] = {}
+        self.fired: dict[int, dt.datetime] = {}  # the latest slot sent, per job
+        self.heap: list[tuple[dt.datetime, int, int]] = []  # (fire time, job id, generation)
+        self.generation: dict[int, int] = {}
+        self.lock = LeaderLock("beat")
+        self.listener: ChangeListener | None = None
+        self.leading_since = None
+        self.started_at = timezone.now()
+        self._next_beat = self._next_reap = 0.0
+        self._redelivered: dict[int, dt.datetime] = {}
+        super().__init__(*args, **kwargs)
+        self.max_interval = conf.get("BEAT_MAX_INTERVAL")
+
+    # DatabaseScheduler's PeriodicTask entries and last_run_at bookkeeping are not used.
+    def setup_schedule(self):
+        pass
+
+    @property
+    def schedule(self):
+        return {}
+
+    def sync(self):
+        pass
+
+    @property
+    def info(self):
+        return f"    . taskhub: {len(self.jobs)} jobs, {'leader' if self.leading_since else 'standby'}"
+
+    # -- the loop ------------------------------------------------------------------------
+    def tick(self, *args, **kwargs) -> float:
+        try:
+            if not self._lead():
+                return self.standby_poll
+            self._fire_due(timezone.now())
+            self._housekeeping()
+            return self._wait()
+        except DatabaseError as exc:  # Postgres restarting: step down, reconnect, carry on
+            log.warning("database error; stepping down until it is back", extra={"error": str(exc)})
+            self._step_down()
+            close_old_connections()
+            return self.standby_poll
+
+    def _lead(self) -> bool:
+        if self.leading_since is not None:
+            if self.lock.still_held():
+                return True
+            self._step_down()
+        if not self.lock.try_acquire():
+            return False
+        self.leading_since = timezone.now()
+        log.info("beat is leader", extra={"engine": ENGINE, "leader": worker_id()})
+        self.listener = ChangeListener.open()
+        self._load_all()
+        return True
+
+    def _step_down(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+        self.listener, self.leading_since = None, None
+        self.jobs.clear(), self.heap.clear(), self.fired.clear()
+        self.lock.release()
+
+    def _wait(self) -> float:
+        """Sleep until the next fire or a change, whichever comes first; 0 = tick again now."""
+        now = timezone.now()
+        until_next = (self.heap[0][0] - now).total_seconds() if self.heap else self.max_interval
+        timeout = max(0.0, min(until_next, self.max_interval))
+        changed = self.listener.wait(timeout) if self.listener else self._poll_marker(timeout)
+        if changed is None:
+            self._reload_all_changed()
+        elif changed:
+            self._reload(changed)
+        return 0
+
+    def _poll_marker(self, timeout: float):
+        time.sleep(timeout)
+        version = changes.version()
+        if version != self._version:
+            self._version = version
+            return None  # changed, ids unknown
+        return set()
+
+    # -- loading jobs --------------------------------------------------------------------
+    def _load_all(self) -> None:
+        started = time.monotonic()
+        self._version = changes.version()
+        jobs = list(Job.objects.filter(engine=ENGINE, enabled=True))
+        self._seen_update = max((j.updated_at for j in jobs), default=timezone.now())
+        last = misfire.last_slots([j.pk for j in jobs])
+        now = timezone.now()
+        for job in jobs:
+            self._catch_up(job, last.get(job.pk), now)
+        log.info("beat loaded jobs", extra={"engine": ENGINE, "jobs": len(jobs),
+                                            "seconds": round(time.monotonic() - started, 3)})
+
+    def _catch_up(self, job: Job, last_slot, now) -> None:
+        """Apply the misfire policy to the slots missed since ``last_slot``, then schedule onwards."""
+        self.jobs[job.pk] = job
+        self.fired[job.pk] = now
+        # Slots before the job's last edit (a resume, say) were never owed.
+        since = max(last_slot, job.updated_at) if last_slot else job.updated_at
+        due, skipped = misfire.plan(job, misfire.missed_slots(job, since, now), now)
+        misfire.record_skipped(job, ENGINE, skipped)
+        for slot in due:
+            self._send(job, slot)
+        self._push(job)
+
+    def _reload(self, job_ids) -> None:
+        rows = {j.pk: j for j in Job.objects.filter(pk__in=job_ids)}
+        for job_id in job_ids:
+            job = rows.get(job_id)
+            if job is None or not job.enabled or job.engine != ENGINE:
+                self._forget(job_id)
+            else:
+                # An edit never owes slots from before it; a slot of the last second may still be sent
+                # (the runner's unique claim makes a repeat harmless).
+                recent = timezone.now() - dt.timedelta(seconds=1)
+                self.jobs[job_id] = job
+                self.fired[job_id] = max(self.fired.get(job_id, recent), recent)
+                self._push(job)
+        log.info("beat reloaded jobs", extra={"engine": ENGINE, "jobs": sorted(job_ids)})
+
+    def _reload_all_changed(self) -> None:
+        """Without NOTIFY: reload the jobs updated since we last looked, and drop deleted ones."""
+        changed = set(Job.objects.filter(updated_at__gte=self._seen_update).values_list("pk", flat=True))
+        live = set(Job.objects.filter(engine=ENGINE, enabled=True).values_list("pk", flat=True))
+        self._seen_update = timezone.now() - dt.timedelta(seconds=1)
+        self._reload(changed | (set(self.jobs) - live) | (live - set(self.jobs)))
+
+    def _forget(self, job_id) -> None:
+        self.jobs.pop(job_id, None)
+        self.fired.pop(job_id, None)
+        self.generation[job_id] = self.generation.get(job_id, 0) + 1  # its heap entries go stale
+
+    def _push(self, job: Job) -> None:
+        after = self.fired.get(job.pk) or timezone.now()
+        upcoming = slots.fire_times(job.schedule_type, cron_expression=job.cron_expression, timezone=job.timezone,
+                                    interval_seconds=job.interval_seconds, run_at=job.run_at, after=after, count=1)
+        generation = self.generation[job.pk] = self.generation.get(job.pk, 0) + 1
+        if upcoming:
+            heapq.heappush(self.heap, (upcoming[0], job.pk, generation))
+
+    # -- firing --------------------------------------------------------------------------
+    def _fire_due(self, now) -> None:
+        while self.heap and self.heap[0][0] <= now:
+            slot, job_id, generation = heapq.heappop(self.heap)
+            job = self.jobs.get(job_id)
+            if job is None or generation != self.generation.get(job_id):
+                continue  # edited, paused or deleted since it was pushed
+            due, skipped = misfire.plan(job, [slot], now)
+            misfire.record_skipped(job, ENGINE, skipped)
+            for s in due:
+                self._send(job, s)
+            self.fired[job_id] = slot
+            self._push(job)
+
+    def _send(self, job: Job, slot: dt.datetime) -> None:
+        self.app.send_task(TASK, kwargs=message_kwargs(job.pk, slot), producer=self.producer, **message_options(job))
+        log.debug("fired", extra={"job": job.name, "scheduled_for": slot.isoformat(), "engine": ENGINE})
+
+    # -- housekeeping --------------------------------------------------------------------
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_beat:
+            heartbeat.beat("beat", worker_id(), self.started_at, jobs=len(self.jobs))
+            self._next_beat = now + self.heartbeat_every
+        if now >= self._next_reap:
+            self._reap()
+            self._next_reap = now + self.reap_every
+
+    def _reap(self) -> None:
+        """Re-deliver runs whose worker went silent; the runner's claim takes them over."""
+        window = dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
+        now = timezone.now()
+        self._redelivered = {k: t for k, t in self._redelivered.items() if now - t < window}
+        lost = (JobRun.objects.filter(engine=ENGINE, status=RunStatus.RUNNING, heartbeat_at__lt=now - window)
+                .exclude(pk__in=list(self._redelivered)).select_related("job"))
+        for run in lost[:100]:
+            self._redelivered[run.pk] = now  # once per stale window, not every pass
+            log.warning("re-delivering a run whose worker went silent", extra={"run": run.pk, "worker": run.worker})
+            self.app.send_task(TASK, kwargs=message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger),
+                               producer=self.producer, **message_options(run.job))
+
+    def close(self):
+        self._step_down()
+        super().close()

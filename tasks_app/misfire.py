@@ -1,0 +1,68 @@
+"""The misfire policy, the same for both engines: what to do with slots whose time has passed.
+
+A scheduler that was down (or blocked) finds slots in the past. Each is either fired or
+recorded as a ``skipped`` run with its reason — never silently dropped:
+
+- a slot later than the job's ``misfire_grace_seconds`` is skipped ("misfire");
+- of the slots still within grace, a job with ``coalesce`` fires only the latest and
+  skips the others ("coalesced"); without it, each fires.
+
+At most ``MAX_MISSED`` slots per job are examined; older ones are summed up in a log line.
+"""
+
+import datetime as dt
+import logging
+
+from django.db.models import Max
+
+from tasks_app.models import JobRun, RunStatus, Trigger
+
+log = logging.getLogger("tasks_app.misfire")
+MAX_MISSED = 1000
+
+
+def plan(job, slots: list[dt.datetime], now: dt.datetime) -> tuple[list[dt.datetime], list[tuple[dt.datetime, str]]]:
+    """Split past-due ``slots`` (ascending) into those to fire and those to skip with a reason."""
+    grace = dt.timedelta(seconds=job.misfire_grace_seconds)
+    fresh = [s for s in slots if now - s <= grace]
+    skipped = [(s, f"misfire: {(now - s).total_seconds():.0f} s late, grace {job.misfire_grace_seconds} s")
+               for s in slots if now - s > grace]
+    if job.coalesce and len(fresh) > 1:
+        skipped += [(s, "coalesced: a later missed slot ran instead") for s in fresh[:-1]]
+        fresh = fresh[-1:]
+    return fresh, sorted(skipped)
+
+
+def missed_slots(job, since: dt.datetime, now: dt.datetime) -> list[dt.datetime]:
+    """Slots strictly after ``since`` and not after ``now``, the latest ``MAX_MISSED`` of them."""
+    slots = []
+    after = since
+    while True:
+        batch = [s for s in job.next_fire_times(500, after=after) if s <= now]
+        slots += batch
+        if len(batch) < 500:
+            break
+        after = batch[-1]
+        if len(slots) > 100 * MAX_MISSED:
+            break
+    if len(slots) > MAX_MISSED:
+        log.warning("too many missed slots; only the latest are recorded",
+                    extra={"job": job.name, "missed": len(slots), "recorded": MAX_MISSED})
+    return slots[-MAX_MISSED:]
+
+
+def last_slots(jobs) -> dict[int, dt.datetime]:
+    """The latest scheduled slot on record for each job (one query)."""
+    rows = (JobRun.objects.filter(job__in=jobs, trigger=Trigger.SCHEDULE)
+            .values("job").annotate(last=Max("scheduled_for")))
+    return {row["job"]: row["last"] for row in rows}
+
+
+def record_skipped(job, engine: str, skips) -> int:
+    """Write one ``skipped`` run per slot; slots another scheduler already has are left alone."""
+    runs = [JobRun(job=job, engine=engine, scheduled_for=slot, status=RunStatus.SKIPPED, reason=reason,
+                   finished_at=slot, kwargs=job.kwargs) for slot, reason in skips]
+    JobRun.objects.bulk_create(runs, ignore_conflicts=True)
+    if runs:
+        log.info("missed slots recorded as skipped", extra={"job": job.name, "engine": engine, "count": len(runs)})
+    return len(runs)

@@ -1,0 +1,61 @@
+"""The Celery tasks: one for every job, one for ad-hoc handler calls. Both go through the runner.
+
+``taskhub.run_job(job_id, scheduled_for, attempt, trigger)`` carries ids and the slot
+only, never a model. Its history is the ``JobRun`` row, so it stores no Celery result
+(the django-db result backend costs more than most handlers). ``taskhub.run_handler``
+is for ad-hoc calls without a job; its result goes to django-celery-results.
+"""
+
+import datetime as dt
+import logging
+
+from celery import shared_task
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_ready
+from django.db import connections
+from django.utils import timezone
+
+from tasks_app import loop, runner
+from tasks_app.models import RunStatus
+
+log = logging.getLogger("tasks_app.tasks")
+
+
+@shared_task(name="taskhub.run_job", bind=True, ignore_result=True)
+def run_job(self, job_id: int, scheduled_for: str, attempt: int = 1, trigger: str = "schedule"):
+    slot = dt.datetime.fromisoformat(scheduled_for)
+    run = runner.run_job(job_id, slot, "celery", attempt=attempt, trigger=trigger, task_id=self.request.id)
+    if run is not None and run.status == RunStatus.QUEUED and run.next_attempt_at:
+        from tasks_app.engines import get_engine
+
+        get_engine("celery").deliver(run, eta=run.next_attempt_at)
+    return None
+
+
+@shared_task(name="taskhub.run_handler", bind=True)
+def run_handler(self, handler: str, kwargs: dict | None = None):
+    """Call a registered handler without a job; the return value is the Celery result."""
+    return runner.call_handler(handler, kwargs or {}, task_id=self.request.id)
+
+
+@worker_init.connect(dispatch_uid="taskhub_worker_init")
+def _before_pool(**kwargs):
+    # Close the parent's database connections before the pool forks: a child that
+    # inherited a socket and closed it would end the parent's session too.
+    connections.close_all()
+
+
+@worker_process_init.connect(dispatch_uid="taskhub_worker_process_init")
+def _start_process(**kwargs):
+    loop.get_loop()  # one event loop per pool process, kept for every run it executes
+
+
+@worker_process_shutdown.connect(dispatch_uid="taskhub_worker_process_shutdown")
+def _stop_process(**kwargs):
+    loop.shutdown()
+    connections.close_all()
+
+
+@worker_ready.connect(dispatch_uid="taskhub_worker_ready")
+def _ready(sender=None, **kwargs):
+    log.info("worker ready", extra={"engine": "celery", "hostname": getattr(sender, "hostname", ""),
+                                    "at": timezone.now().isoformat()})

@@ -1,0 +1,157 @@
+"""The Celery engine with real processes: a prefork worker and beat on Redis, Postgres history."""
+
+import datetime as dt
+import os
+import signal
+
+import pytest
+from django.utils import timezone
+from kombu import Connection, Exchange, Producer
+
+from tasks_app import runner
+from tasks_app.models import Job, JobRun, SchedulerHeartbeat
+from tests.processes import processes, wait_for  # noqa: F401  (fixture)
+from tests.services import REDIS_URL
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
+
+
+def celery_job(make_job, **fields):
+    return make_job(engine="celery", **fields)
+
+
+def runs(job, **filters):
+    return list(JobRun.objects.filter(job=job, **filters).order_by("scheduled_for"))
+
+
+def test_scheduled_runs_are_recorded_for_interval_cron_and_one_off_jobs(make_job, processes):
+    processes.worker()
+    processes.beat()
+    every_second = celery_job(make_job, schedule_type="interval", interval_seconds=1, kwargs={"x": 1, "y": 1})
+    cron = celery_job(make_job, schedule_type="cron", cron_expression="* * * * *", kwargs={"x": 2, "y": 2})
+    once = celery_job(make_job, schedule_type="once", run_at=timezone.now() + dt.timedelta(seconds=3),
+                      kwargs={"x": 3, "y": 3})
+    assert wait_for(lambda: len(runs(every_second, status="succeeded")) >= 3, timeout=30)
+    assert wait_for(lambda: runs(once, status="succeeded"), timeout=30)
+    next_minute = (timezone.now() + dt.timedelta(minutes=1)).replace(second=0, microsecond=0)
+    assert wait_for(lambda: runs(cron, status="succeeded", scheduled_for__gte=next_minute), timeout=90)
+
+    ticks = [r.scheduled_for for r in runs(every_second, status="succeeded")]
+    assert all(t.microsecond == 0 for t in ticks) and len(set(ticks)) == len(ticks)
+    [ran_once] = runs(once)
+    assert (ran_once.scheduled_for, ran_once.result, ran_once.engine) == (once.run_at, 6, "celery")
+    assert runs(cron, status="succeeded")[-1].result == 4
+    assert all(r.worker and r.duration_seconds is not None for r in runs(every_second, status="succeeded"))
+
+
+def test_run_now_goes_through_a_worker_and_retries_are_attempts(make_job, processes):
+    processes.worker()
+    now_job = celery_job(make_job, kwargs={"x": 20, "y": 22})
+    run = runner.request_run(now_job)
+    assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")
+    assert JobRun.objects.get(pk=run.pk).result == 42
+
+    flaky = celery_job(make_job, handler="test_flaky", kwargs={"key": "celery-flaky", "fail_times": 2},
+                       retry_backoff_seconds=0.2)
+    run = runner.request_run(flaky)
+    assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status in ("succeeded", "failed"), timeout=30)
+    run.refresh_from_db()
+    assert (run.status, run.attempt) == ("succeeded", 3)
+    assert [a["status"] for a in run.attempts] == ["failed", "failed"]
+    assert "failure number 2" in run.attempts[1]["error"]
+
+
+def test_a_timeout_is_recorded(make_job, processes):
+    processes.worker()
+    job = celery_job(make_job, handler="sleep", kwargs={"seconds": 30}, timeout_seconds=1, max_retries=0)
+    run = runner.request_run(job)
+    assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "timed_out", timeout=30)
+
+
+def test_edits_pauses_and_deletes_reach_a_running_beat(make_job, processes):
+    processes.worker()
+    processes.beat()
+    job = celery_job(make_job, schedule_type="interval", interval_seconds=1)
+    assert wait_for(lambda: len(runs(job)) >= 2)
+    Job.objects.filter(pk=job.pk).pause()
+    paused_at = timezone.now()
+    wait_for(lambda: False, timeout=3)
+    assert not [r for r in runs(job) if r.scheduled_for > paused_at + dt.timedelta(seconds=1)]
+
+    Job.objects.filter(pk=job.pk).enable()
+    resumed_at = timezone.now()
+    assert wait_for(lambda: [r for r in runs(job) if r.scheduled_for > resumed_at])
+
+    job.refresh_from_db()
+    job.kwargs = {"x": 100, "y": 1}
+    job.save()
+    edited_at = timezone.now()
+    assert wait_for(lambda: [r for r in runs(job, status="succeeded") if r.scheduled_for > edited_at and r.result == 101])
+
+    job_id = job.pk
+    job.delete()
+    from django_celery_beat.models import PeriodicTask
+    assert not PeriodicTask.objects.filter(name__startswith=f"taskhub:{job_id}:").exists()
+
+
+def test_beat_writes_a_heartbeat_that_health_reports(make_job, processes, client):
+    beat = processes.beat()
+    assert wait_for(lambda: SchedulerHeartbeat.objects.filter(scheduler="beat").first())
+    leader = SchedulerHeartbeat.objects.get(scheduler="beat").leader
+    assert leader.endswith(f":{beat.pid}")
+    check = client.get("/healthz").json()["checks"]["beat"]
+    assert check["ok"] is True and check["leader"] == leader
+
+
+def test_a_pool_process_killed_mid_run_completes_exactly_once(make_job, processes):
+    processes.worker(concurrency=1)
+    job = celery_job(make_job, handler="test_slow", kwargs={"seconds": 3}, max_retries=0)
+    run = runner.request_run(job)
+    assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "running", timeout=30)
+    pid = int(JobRun.objects.get(pk=run.pk).worker.rsplit(":", 1)[1])
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded", timeout=60)
+    run.refresh_from_db()
+    assert run.attempt == 2 and [a["status"] for a in run.attempts] == ["lost"]
+    assert run.attempts[0]["worker"].endswith(f":{pid}") and not run.worker.endswith(f":{pid}")
+    assert JobRun.objects.filter(job=job).count() == 1
+
+
+def test_two_beats_give_one_effect_per_slot_and_the_standby_takes_over(make_job, processes):
+    processes.worker(concurrency=2)
+    leader = processes.beat()
+    assert wait_for(lambda: SchedulerHeartbeat.objects.filter(scheduler="beat").first())
+    standby = processes.beat()
+    job = celery_job(make_job, handler="test_count", kwargs={"key": "two-beats"}, schedule_type="interval",
+                     interval_seconds=1, coalesce=False)
+    wait_for(lambda: False, timeout=10)
+    os.killpg(leader.pid, signal.SIGKILL)
+    killed_at = timezone.now()
+    took_over = wait_for(lambda: SchedulerHeartbeat.objects.filter(
+        scheduler="beat", leader__endswith=f":{standby.pid}").first(), timeout=15)
+    assert took_over, processes.output(standby)[-2000:]
+    assert (took_over.beat_at - killed_at).total_seconds() < 15
+    wait_for(lambda: False, timeout=10)
+
+    all_runs = runs(job)
+    slots = [r.scheduled_for for r in all_runs]
+    assert len(slots) == len(set(slots))  # one row per slot, by the unique constraint
+    assert len([r for r in all_runs if r.status == "succeeded"]) >= 15
+    # every slot from the first to the last is accounted for: run, or recorded as skipped
+    expected = [slots[0] + dt.timedelta(seconds=k) for k in range(int((slots[-1] - slots[0]).total_seconds()) + 1)]
+    assert slots == expected
+    assert not JobRun.objects.filter(job=job, duplicate_claims__gt=0).exclude(status="succeeded").exists()
+
+
+def test_a_pickled_message_is_refused_and_nothing_runs(make_job, processes):
+    worker = processes.worker()
+    job = celery_job(make_job)
+    assert wait_for(lambda: "ready" in processes.output(worker), timeout=30)
+    with Connection(REDIS_URL) as conn:
+        Producer(conn).publish(
+            {"job_id": job.pk, "scheduled_for": timezone.now().isoformat()},
+            routing_key="default", exchange=Exchange("default"), serializer="pickle",
+            headers={"task": "taskhub.run_job", "id": "pickled-1", "lang": "py", "argsrepr": "", "kwargsrepr": ""})
+    assert wait_for(lambda: "ContentDisallowed" in processes.output(worker) or "disallowed" in processes.output(worker).lower(), timeout=15)
+    assert not JobRun.objects.filter(job=job).exists()
+    assert worker.poll() is None  # the worker refused it and carried on
