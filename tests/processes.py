@@ -22,9 +22,9 @@ from tests.services import REDIS_URL, require
 def process_env(**overrides) -> dict[str, str]:
     settings = connection.settings_dict
     database = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
-    return clean_env(SECRET_KEY="k", DATABASE_URL=database, CELERY_BROKER_URL=REDIS_URL,
-                     TASKHUB_HANDLER_MODULES="tasks_app.handlers,tests.handlers_for_tests",
-                     TASKHUB_LOG_LEVEL="INFO", PYTHONPATH=str(ROOT), **overrides)
+    env = {"SECRET_KEY": "k", "DATABASE_URL": database, "CELERY_BROKER_URL": REDIS_URL, "PYTHONPATH": str(ROOT),
+           "TASKHUB_HANDLER_MODULES": "tasks_app.handlers,tests.handlers_for_tests", "TASKHUB_LOG_LEVEL": "INFO"}
+    return clean_env(**{**env, **overrides})
 
 
 class Processes:

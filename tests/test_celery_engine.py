@@ -155,3 +155,22 @@ def test_a_pickled_message_is_refused_and_nothing_runs(make_job, processes):
     assert wait_for(lambda: "ContentDisallowed" in processes.output(worker) or "disallowed" in processes.output(worker).lower(), timeout=15)
     assert not JobRun.objects.filter(job=job).exists()
     assert worker.poll() is None  # the worker refused it and carried on
+
+
+def test_run_job_via_engine_waits_for_the_worker(make_job, processes, capsys):
+    from django.core.management import call_command
+
+    processes.worker()
+    job = celery_job(make_job, kwargs={"x": 7, "y": 8})
+    call_command("run_job", job.name, "--via-engine", "--wait", "60")
+    assert capsys.readouterr().out.strip() == "15"
+    [run] = runs(job)
+    assert run.worker and not run.worker.endswith(f":{os.getpid()}")  # a worker process ran it, not this one
+
+
+def test_an_unreachable_broker_at_worker_start_is_one_line_per_retry_with_backoff(processes):
+    worker = processes.worker(CELERY_BROKER_URL="redis://127.0.0.1:1/0")
+    assert wait_for(lambda: processes.output(worker).count("Trying again") >= 2, timeout=20)
+    output = processes.output(worker)
+    assert "Traceback" not in output and worker.poll() is None
+    assert "Trying again in 2.00 seconds" in output and "Trying again in 4.00 seconds" in output

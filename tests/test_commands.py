@@ -72,3 +72,26 @@ def test_cleanup_runs_refuses_a_negative_age_in_one_line():
     result = manage("cleanup_runs", "--older-than", "-1", env=clean_env(SECRET_KEY="k"))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "CommandError: --older-than must be 0 or more and --batch-size at least 1"
+
+
+def test_a_celery_setting_taskhub_relies_on_is_checked_at_start_up():
+    from django.core.checks import run_checks
+    from django.test import override_settings
+
+    from taskhub.celery import app
+
+    app.conf.task_acks_late = False
+    try:
+        errors = [e for e in run_checks() if e.id == "taskhub.E003"]
+    finally:
+        app.conf.task_acks_late = True
+    assert [e.msg.split(";")[0] for e in errors] == ["Celery setting task_acks_late is False"]
+    with override_settings(TASKHUB={"MAX_RETRY_DELAY_SECONDS": 10_000}):
+        assert [e.id for e in run_checks() if e.id.startswith("taskhub.")] == ["taskhub.E004"]
+
+
+@pytest.mark.django_db
+def test_a_job_that_can_outlive_the_visibility_timeout_fails_the_database_checks(make_job):
+    make_job(engine="celery", timeout_seconds=7200)
+    with pytest.raises(SystemCheckError, match=r"taskhub.E005.*visibility_timeout \(7200 s\)"):
+        call_command("check", databases=["default"])

@@ -14,15 +14,29 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name", help="the job's name")
         parser.add_argument("--kwargs", help="a JSON object to use instead of the job's kwargs")
+        parser.add_argument("--via-engine", action="store_true",
+                            help="queue it on the job's engine (a Celery worker, the APScheduler process) and "
+                                 "wait for the outcome instead of running it here")
+        parser.add_argument("--wait", type=float, default=300, metavar="SECONDS",
+                            help="with --via-engine: how long to wait for the outcome (default 300)")
 
-    def handle(self, *args, name, kwargs=None, **options):
+    def handle(self, *args, name, kwargs=None, via_engine=False, wait=300, **options):
         job = Job.objects.filter(name=name).first()
         if job is None:
             raise CommandError(f"no job named '{name}'")
         try:
-            run = runner.queue_run(job, kwargs=_json_object(kwargs))
+            if via_engine:
+                run = _await(runner.request_run(job, kwargs=_json_object(kwargs)), wait)
+            else:
+                run = self._run_here(job, runner.queue_run(job, kwargs=_json_object(kwargs)))
         except runner.RunRefused as exc:
             raise CommandError(str(exc)) from None
+        if run.status != RunStatus.SUCCEEDED:
+            last_line = (run.error.strip().splitlines() or [run.reason or run.status])[-1]
+            raise CommandError(f"run {run.pk} {run.status}: {last_line}")
+        self.stdout.write(json.dumps(run.result))
+
+    def _run_here(self, job, run):
         while True:
             run = runner.run_job(job.pk, run.scheduled_for, job.engine, attempt=run.attempt, trigger=run.trigger)
             if run is None or run.status != RunStatus.QUEUED:
@@ -30,11 +44,19 @@ class Command(BaseCommand):
             self.stderr.write(f"attempt {run.attempt - 1} failed; retrying at {run.next_attempt_at:%H:%M:%S}")
             time.sleep(max(0.0, (run.next_attempt_at - timezone.now()).total_seconds()))
         if run is None:
-            raise CommandError(f"the run of '{name}' was not started (see the job's history)")
-        if run.status != RunStatus.SUCCEEDED:
-            last_line = (run.error.strip().splitlines() or [run.reason or run.status])[-1]
-            raise CommandError(f"run {run.pk} {run.status}: {last_line}")
-        self.stdout.write(json.dumps(run.result))
+            raise CommandError(f"the run of '{job.name}' was not started (see the job's history)")
+        return run
+
+
+def _await(run, seconds: float):
+    """Poll the run until it has finished (a retry queued in between is not finished)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.finished:
+            return run
+        time.sleep(0.2)
+    raise CommandError(f"run {run.pk} is still {run.status} after {seconds:g} s (it goes on; see the admin)")
 
 
 def _json_object(text):
