@@ -9,7 +9,7 @@ DEFAULTS = {
     # Which engine class serves each value of Job.engine.
     "ENGINES": {
         "celery": "tasks_app.engines.celery.CeleryEngine",
-        "apscheduler": "tasks_app.engines.memory.MemoryEngine",
+        "apscheduler": "tasks_app.engines.apscheduler.APSchedulerEngine",
     },
     # Health checks that must pass for /healthz to answer 200; the others are reported only.
     "HEALTH_REQUIRED": ["database"],
@@ -23,6 +23,12 @@ DEFAULTS = {
     "BEAT_MAX_INTERVAL": 0.5,
     # A scheduler whose leader has not written its heartbeat for this long counts as down.
     "SCHEDULER_STALE_SECONDS": 30,
+    # Threads of the runapscheduler process that run fires.
+    "APSCHEDULER_WORKERS": 10,
+    # Seconds in-flight runs may finish after SIGTERM before they are cancelled.
+    "SHUTDOWN_GRACE_SECONDS": 30,
+    # How long a finished run keeps trying to store its outcome while the database is away.
+    "OUTCOME_RETRY_SECONDS": 120,
     # Upper bound of one retry delay; stays below the broker's visibility timeout.
     "MAX_RETRY_DELAY_SECONDS": 3600,
     # Defaults for new jobs.

@@ -21,9 +21,10 @@ import logging
 import os
 import random
 import socket
+import time
 from concurrent.futures import CancelledError, TimeoutError as FutureTimeout
 
-from django.db import close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -184,8 +185,12 @@ def _heartbeat(run: JobRun) -> bool:
     """Write the heartbeat and latest progress; whether a cancel was requested."""
     context = run.context
     mine = JobRun.objects.filter(pk=run.pk, worker=run.worker, attempt=run.attempt, status=RunStatus.RUNNING)
-    mine.update(heartbeat_at=timezone.now(), progress=context.progress, progress_message=context.progress_message)
-    return mine.filter(cancel_requested=True).exists()
+    try:
+        mine.update(heartbeat_at=timezone.now(), progress=context.progress, progress_message=context.progress_message)
+        return mine.filter(cancel_requested=True).exists()
+    except DatabaseError:  # the database is restarting: the handler carries on, the next beat retries
+        connection.close()
+        return False
 
 
 # -- record ----------------------------------------------------------------------------------
@@ -201,13 +206,27 @@ def finish(run: JobRun, outcome: Outcome) -> None:
         _queue_retry(run, now)
     fields = ["status", "finished_at", "error", "reason", "duration_seconds", "result", "progress",
               "progress_message", "attempt", "attempts", "next_attempt_at", "started_at", "heartbeat_at", "worker"]
-    if not JobRun.objects.filter(pk=run.pk, **run.claimed).update(**{f: getattr(run, f) for f in fields}):
+    if not _write_outcome(run, {f: getattr(run, f) for f in fields}):
         log.warning("run was taken over by another worker; outcome discarded", extra={"run": run.pk})
         return
     level = logging.INFO if outcome.status == RunStatus.SUCCEEDED else logging.WARNING
     error = (outcome.error.strip().splitlines() or [""])[-1]
     log.log(level, "run %s", outcome.status, extra={"status": run.status, "duration_seconds": run.duration_seconds,
                                                     "error": error, "next_attempt_at": run.next_attempt_at})
+
+
+def _write_outcome(run: JobRun, values: dict) -> bool:
+    """Store the outcome, waiting out a database restart rather than leaving the run ``running``."""
+    deadline = time.monotonic() + conf.get("OUTCOME_RETRY_SECONDS")
+    while True:
+        try:
+            return bool(JobRun.objects.filter(pk=run.pk, **run.claimed).update(**values))
+        except DatabaseError as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("cannot store the outcome yet; retrying", extra={"run": run.pk, "error": str(exc)})
+            connection.close()
+            time.sleep(1.0)
 
 
 def _retries(run: JobRun) -> int:

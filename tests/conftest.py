@@ -34,3 +34,15 @@ def fresh_calls():
     handlers_for_tests.release.clear()
     yield handlers_for_tests.calls
     handlers_for_tests.release.set()
+
+
+@pytest.fixture
+def memory_engines(taskhub_settings):
+    """Both engine names served by the in-process MemoryEngine, fresh for this test."""
+    memory = "tasks_app.engines.memory.MemoryEngine"
+    taskhub_settings(ENGINES={"celery": memory, "apscheduler": memory})
+    from tasks_app.engines import get_engine
+
+    yield get_engine
+    for name in ("celery", "apscheduler"):
+        get_engine(name).stop()

@@ -85,7 +85,9 @@ def test_a_one_off_job_does_not_fire_again_after_it_ran(make_job):
     assert job.next_fire_times(5, after=job.run_at - dt.timedelta(minutes=1)) == []
 
 
-def test_saving_projects_the_job_into_its_engine_and_pausing_removes_it(make_job):
+def test_saving_projects_the_job_into_its_engine_and_pausing_removes_it(make_job, taskhub_settings):
+    taskhub_settings(ENGINES={"celery": "tasks_app.engines.celery.CeleryEngine",
+                              "apscheduler": "tasks_app.engines.memory.MemoryEngine"})
     from django_celery_beat.models import PeriodicTask
 
     def beat_row(job):
@@ -110,9 +112,10 @@ def test_saving_projects_the_job_into_its_engine_and_pausing_removes_it(make_job
     assert not PeriodicTask.objects.filter(name__startswith=f"taskhub:{row.name.split(':')[1]}:").exists()
 
 
-def test_the_memory_engine_fires_due_slots_through_the_runner(make_job):
+def test_the_memory_engine_fires_due_slots_through_the_runner(make_job, memory_engines):
     engine = get_engine("apscheduler")
-    job = make_job(engine="apscheduler", schedule_type="interval", interval_seconds=60, kwargs={"x": 1, "y": 1})
+    job = make_job(engine="apscheduler", schedule_type="interval", interval_seconds=60, kwargs={"x": 1, "y": 1},
+                   max_running=5)
     start = dt.datetime(2030, 1, 1, 0, 0, 30, tzinfo=dt.UTC)
     engine.last_tick[job.pk] = start
     futures = engine.tick(start + dt.timedelta(minutes=3))

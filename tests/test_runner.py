@@ -207,7 +207,7 @@ def test_run_now_is_its_own_slot_and_a_second_queued_one_is_refused(make_job):
     assert runner.queue_run(job).pk != first.pk
 
 
-def test_run_now_through_the_memory_engine_is_recorded(make_job):
+def test_run_now_through_the_memory_engine_is_recorded(make_job, memory_engines):
     job = make_job(kwargs={"x": 5, "y": 5})
     run = runner.request_run(job)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")

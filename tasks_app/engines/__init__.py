@@ -3,6 +3,8 @@
 import logging
 from functools import cache
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from tasks_app import conf
@@ -16,6 +18,12 @@ def get_engine(name: str):
     if name not in engines:
         raise LookupError(f"no engine configured for '{name}'")
     return import_string(engines[name])(name)
+
+
+@receiver(setting_changed, dispatch_uid="taskhub_engines_setting_changed")
+def _settings_changed(setting, **kwargs):
+    if setting == "TASKHUB":
+        get_engine.cache_clear()
 
 
 def all_engines():

@@ -7,6 +7,10 @@ fires and queued runs to the runner (``deliver``). It never calls a handler itse
 from abc import ABC, abstractmethod
 
 
+class EngineUnavailable(Exception):
+    """The run was queued but nothing will execute it now; str(exc) says why, for a person."""
+
+
 class Engine(ABC):
     def __init__(self, name: str):
         self.name = name

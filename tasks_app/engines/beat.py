@@ -110,7 +110,7 @@ class TaskhubScheduler(DatabaseScheduler):
         now = timezone.now()
         until_next = (self.heap[0][0] - now).total_seconds() if self.heap else self.max_interval
         timeout = max(0.0, min(until_next, self.max_interval))
-        changed = self.listener.wait(timeout) if self.listener else self._poll_marker(timeout)
+        changed = self.listener.wait(timeout).jobs if self.listener else self._poll_marker(timeout)
         if changed is None:
             self._reload_all_changed()
         elif changed:

@@ -1,33 +1,43 @@
-"""Hearing about job changes: Postgres LISTEN on a dedicated connection.
+"""Hearing about changes: Postgres LISTEN on a dedicated connection.
 
 ``ChangeListener.open()`` returns a listener on Postgres and ``None`` elsewhere (callers
-then poll the change marker). ``wait(timeout)`` blocks until a change or the timeout and
-returns the changed job ids (an empty set when nothing changed), or ``None`` when the
-listener cannot know what changed (a reconnect after a lost connection, a payload cut
-short) and the caller must look at everything that changed since its last look.
+then poll the change marker). ``wait(timeout)`` blocks until something arrives or the
+timeout passes and returns ``Notices``: the changed job ids (``jobs`` is ``None`` when the
+listener cannot know which — a reconnect after a lost connection, a payload cut short —
+and the caller must look at everything changed since its last look) and the ids of runs
+queued for immediate delivery (``taskhub_runs``).
 """
 
 import json
 import logging
+from dataclasses import dataclass, field
 
 import psycopg
 from django.db import connections
 
-from tasks_app.changes import CHANNEL
+from tasks_app.changes import CHANNEL as JOBS_CHANNEL
 
 log = logging.getLogger("tasks_app.listener")
+RUNS_CHANNEL = "taskhub_runs"
+
+
+@dataclass
+class Notices:
+    jobs: set[int] | None = field(default_factory=set)
+    runs: set[int] = field(default_factory=set)
 
 
 class ChangeListener:
-    def __init__(self, conn: psycopg.Connection):
+    def __init__(self, conn: psycopg.Connection, using: str = "default"):
         self.conn = conn
+        self.using = using
 
     @classmethod
     def open(cls, using: str = "default") -> "ChangeListener | None":
         if connections[using].vendor != "postgresql":
             return None
         try:
-            return cls(cls._connect(using))
+            return cls(cls._connect(using), using)
         except psycopg.Error as exc:
             log.warning("cannot LISTEN; polling the change marker", extra={"error": str(exc)})
             return None
@@ -39,38 +49,42 @@ class ChangeListener:
             params.pop(key, None)
         conn = psycopg.connect(**params, autocommit=True, application_name="taskhub-listener",
                                keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3)
-        conn.execute(f"LISTEN {CHANNEL}")
+        conn.execute(f"LISTEN {JOBS_CHANNEL}")
+        conn.execute(f"LISTEN {RUNS_CHANNEL}")
         return conn
 
-    def wait(self, timeout: float) -> set[int] | None:
-        ids: set[int] = set()
+    def wait(self, timeout: float) -> Notices:
+        notices = Notices()
         try:
             # psycopg waits forever on a timeout of 0: never pass one.
             for note in self.conn.notifies(timeout=max(timeout, 0.001), stop_after=1):
-                ids |= self._ids(note.payload)
+                self._add(notices, note)
             for note in self.conn.notifies(timeout=0.001):  # drain what else has arrived
-                ids |= self._ids(note.payload)
-        except (psycopg.Error, _Unknown):
+                self._add(notices, note)
+        except psycopg.Error:
             self._reconnect()
-            return None
-        return ids
+            notices.jobs = None
+        return notices
 
-    def _ids(self, payload: str) -> set[int]:
+    @staticmethod
+    def _add(notices: Notices, note) -> None:
+        if note.channel == RUNS_CHANNEL:
+            if note.payload.isdigit():
+                notices.runs.add(int(note.payload))
+            return
         try:
-            ids = json.loads(payload)["jobs"]
+            ids = json.loads(note.payload)["jobs"]
         except (ValueError, KeyError, TypeError):
-            raise _Unknown from None
-        if len(ids) >= 500:
-            raise _Unknown  # the payload was cut short
-        return set(ids)
+            ids = None
+        if ids is None or len(ids) >= 500 or notices.jobs is None:  # unknown, or the payload was cut short
+            notices.jobs = None
+        else:
+            notices.jobs |= set(ids)
 
     def _reconnect(self) -> None:
+        self.close()
         try:
-            self.conn.close()
-        except psycopg.Error:
-            pass
-        try:
-            self.conn = self._connect("default")
+            self.conn = self._connect(self.using)
         except psycopg.Error as exc:
             log.warning("LISTEN connection lost; retrying", extra={"error": str(exc)})
 
@@ -79,7 +93,3 @@ class ChangeListener:
             self.conn.close()
         except psycopg.Error:
             pass
-
-
-class _Unknown(Exception):
-    pass

@@ -1,41 +1,27 @@
-"""Run the APScheduler engine: one process that fires and executes jobs in-process.
+"""Run the APScheduler engine (exactly one active per deployment; more wait as standbys)."""
 
-This first version starts APScheduler 3 on django-apscheduler's ``DjangoJobStore``
-(so ``DjangoJobExecution`` records every fire) and stops cleanly on SIGTERM or
-Ctrl-C. Projecting ``Job`` rows into it, the leader lock, live reload and the
-heartbeat arrive with the APScheduler engine.
-"""
-
-import logging
 import signal
+import threading
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.blocking import BlockingScheduler
 from django.core.management.base import BaseCommand
-from django_apscheduler.jobstores import DjangoJobStore
 
-log = logging.getLogger("tasks_app.apscheduler")
+from tasks_app import conf
+from tasks_app.engines.aps_service import SchedulerService
+from tasks_app.scheduler_manager import SchedulerManager
 
 
 class Command(BaseCommand):
-    help = "Run the APScheduler engine (exactly one per deployment)."
+    help = ("Run the APScheduler engine: fire and execute the jobs whose engine is 'apscheduler'. "
+            "A second instance waits as a standby and takes over when the leader dies.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--workers", type=int, default=10, help="threads that execute fires (default 10)")
+        parser.add_argument("--workers", type=int, default=conf.get("APSCHEDULER_WORKERS"),
+                            help="threads that run fires (default %(default)s)")
+        parser.add_argument("--grace", type=float, default=conf.get("SHUTDOWN_GRACE_SECONDS"),
+                            help="seconds in-flight runs may finish after SIGTERM (default %(default)s)")
 
-    def handle(self, *args, workers, **options):
-        scheduler = BlockingScheduler(
-            timezone="UTC",
-            jobstores={"default": DjangoJobStore()},
-            executors={"default": ThreadPoolExecutor(max_workers=workers)},
-        )
-
-        def stop(signum, frame):
-            log.info("scheduler stopping", extra={"signal": signal.Signals(signum).name})
-            scheduler.shutdown(wait=True)
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        log.info("scheduler starting", extra={"engine": "apscheduler", "workers": workers})
-        scheduler.start()
-        log.info("scheduler stopped", extra={"engine": "apscheduler"})
+    def handle(self, *args, workers, grace, **options):
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        SchedulerService(SchedulerManager(workers=workers), stop).serve(grace=grace)

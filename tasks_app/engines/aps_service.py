@@ -1,0 +1,139 @@
+"""The ``runapscheduler`` process: lead, schedule, hear changes, beat, drain on SIGTERM.
+
+It waits as a standby until it holds the ``apscheduler`` leader lock, then starts the
+scheduler (missed fires since it last ran go through the misfire policy), reconciles
+the store with the job table and loops: changed job ids from LISTEN (or the change
+marker's version when polling) are re-applied one by one, queued runs are picked up, the
+heartbeat is written. A lost lock (Postgres restarted) pauses the scheduler until the
+lock is won again; database errors never end the process.
+"""
+
+import datetime as dt
+import logging
+import threading
+import time
+
+from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
+
+from tasks_app import changes, conf, heartbeat
+from tasks_app.engines import get_engine
+from tasks_app.engines.apscheduler import ENGINE
+from tasks_app.engines.listener import ChangeListener
+from tasks_app.leader import LeaderLock
+from tasks_app.models import Job, JobRun, RunStatus
+from tasks_app.runner import request_cancel, worker_id
+
+log = logging.getLogger("tasks_app.apscheduler")
+
+
+class SchedulerService:
+    def __init__(self, manager, stop: threading.Event, poll: float = 0.5):
+        self.manager, self.stop, self.poll = manager, stop, poll
+        self.lock = LeaderLock("apscheduler")
+        self.started_at = timezone.now()
+        self.listener = None
+        self.version = None
+        self.seen_update = None
+        self.queued_seen: set[int] = set()
+
+    def serve(self, grace: float = 30.0) -> None:
+        get_engine(ENGINE).manager = self.manager
+        try:
+            while not self.stop.is_set():
+                if not self._wait_for_lock():
+                    break
+                self._lead()
+        finally:
+            self._drain(grace)
+
+    def _wait_for_lock(self) -> bool:
+        while not self.stop.is_set():
+            try:
+                if self.lock.acquire(self.stop, poll=1.0):
+                    return True
+            except DatabaseError:
+                self.stop.wait(1.0)
+        return False
+
+    def _lead(self) -> None:
+        try:
+            self._take_over()
+            next_beat = next_check = 0.0
+            while not self.stop.is_set():
+                self._apply_changes()
+                now = time.monotonic()
+                if now >= next_beat:
+                    heartbeat.beat("apscheduler", worker_id(), self.started_at, jobs=len(self.manager.scheduler.get_jobs()))
+                    next_beat = now + 2.0
+                if now >= next_check:
+                    if not self.lock.still_held():
+                        raise DatabaseError("lost the leader lock")
+                    self._pick_up_queued()
+                    next_check = now + 5.0
+        except DatabaseError as exc:
+            log.warning("database trouble; pausing until the lock is ours again", extra={"error": str(exc)})
+            self.lock.release()
+            if self.manager.running:
+                self.manager.scheduler.pause()
+            close_old_connections()
+            self.stop.wait(1.0)
+
+    def _take_over(self) -> None:
+        self.version = changes.version()
+        self.seen_update = timezone.now()
+        self.listener = self.listener or ChangeListener.open()
+        if not self.manager.running:
+            self.manager.start(paused=True)
+        count = self.manager.reconcile()
+        self.manager.scheduler.resume()
+        self.queued_seen.clear()
+        self._pick_up_queued()
+        log.info("apscheduler is leader", extra={"engine": ENGINE, "leader": worker_id(), "jobs": count})
+
+    def _apply_changes(self) -> None:
+        if self.listener is not None:
+            notices = self.listener.wait(self.poll)
+            for run_id in notices.runs:
+                self.manager.run_queued(run_id)
+            changed = notices.jobs
+        else:
+            self.stop.wait(self.poll)
+            version = changes.version()
+            changed = set() if version == self.version else None
+            self.version = version
+        if changed is None:
+            changed = set(Job.objects.filter(updated_at__gte=self.seen_update).values_list("pk", flat=True))
+            changed |= {int(j.id.rsplit("-", 1)[1]) for j in self.manager.scheduler.get_jobs(jobstore="default")
+                        if j.id.startswith("taskhub-job-")} - set(Job.objects.values_list("pk", flat=True))
+            self.seen_update = timezone.now() - dt.timedelta(seconds=1)
+        if changed:
+            self.manager.reload(changed)
+            log.info("apscheduler applied job changes", extra={"engine": ENGINE, "jobs": sorted(changed)})
+
+    def _pick_up_queued(self) -> None:
+        """Queued runs of this engine not yet handed over (missed notifications, restarts, retries)."""
+        queued = JobRun.objects.filter(engine=ENGINE, status=RunStatus.QUEUED).exclude(pk__in=self.queued_seen)
+        for run in queued.only("pk", "next_attempt_at"):
+            self.queued_seen.add(run.pk)
+            self.manager.run_queued(run.pk, at=run.next_attempt_at)
+        stale = timezone.now() - dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
+        for run in JobRun.objects.filter(engine=ENGINE, status=RunStatus.RUNNING, heartbeat_at__lt=stale)[:100]:
+            log.warning("taking over a run whose worker went silent", extra={"run": run.pk, "worker": run.worker})
+            self.manager.run_lost(run)
+
+    def _drain(self, grace: float) -> None:
+        """Stop firing, let in-flight runs finish for up to ``grace`` seconds, then cancel the rest."""
+        if self.listener is not None:
+            self.listener.close()
+        if self.manager.running:
+            self.manager.scheduler.pause()
+            stopper = threading.Thread(target=self.manager.shutdown, kwargs={"wait": True}, daemon=True)
+            stopper.start()
+            stopper.join(grace)
+            if stopper.is_alive():
+                log.warning("grace period over; cancelling runs still in flight", extra={"grace_seconds": grace})
+                request_cancel(JobRun.objects.filter(engine=ENGINE, status=RunStatus.RUNNING, worker=worker_id()))
+                stopper.join(10)
+        self.lock.release()
+        log.info("apscheduler stopped", extra={"engine": ENGINE})

@@ -1,0 +1,171 @@
+"""The scheduler manager (the original design's service class): one APScheduler per process.
+
+Use it like this::
+
+    manager = SchedulerManager(workers=10, defaults={"jitter": 0, "coalesce": True, "misfire_grace": 300})
+    manager.add_cron("myapp.tasks:report", "0 7 * * MON-FRI", id="weekly-report", timezone="Europe/Amsterdam")
+    manager.start()          # registrations made before start() are applied now (deferred start)
+    ...
+    manager.shutdown()
+
+``add_cron``/``add_interval``/``add_date`` schedule any importable function (by its
+``module:name`` reference, so nothing is pickled but the name) on taskhub's slot
+function; ``pause``/``resume``/``modify``/``remove`` act on a schedule by id. For taskhub's
+own jobs, ``apply(job)``/``forget(job_id)``/``reconcile()`` keep the store equal to the job
+table, touching only the schedules that differ, and ``run_queued(run_id)`` runs a queued
+run (run now, a retry) through the runner. ``runapscheduler`` drives it.
+"""
+
+import datetime as dt
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+from django.utils import timezone
+from django_apscheduler.jobstores import DjangoJobStore
+
+from tasks_app.engines.apscheduler import ENGINE, RunnerExecutor, SlotTrigger, fire, store_id
+
+log = logging.getLogger("tasks_app.apscheduler")
+FIRE = f"{fire.__module__}:{fire.__name__}"
+DEFAULTS = {"jitter": 0, "coalesce": True, "misfire_grace": 300}
+
+
+class SchedulerManager:
+    def __init__(self, workers: int = 10, defaults: dict | None = None):
+        self.defaults = {**DEFAULTS, **(defaults or {})}
+        self._pending: list[tuple] = []
+        self.runs = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="taskhub-queued")
+        self.scheduler = BackgroundScheduler(
+            timezone=dt.timezone.utc,
+            jobstores={"default": DjangoJobStore()},
+            executors={"default": RunnerExecutor(max_workers=workers)},
+            # taskhub applies each job's own misfire policy and overlap limit (misfire.py,
+            # the runner); APScheduler must hand over every fire instead of dropping some.
+            job_defaults={"coalesce": False, "max_instances": 10_000, "misfire_grace_time": None},
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.scheduler.running
+
+    # -- the generic API ------------------------------------------------------------------
+    def add_cron(self, func: str, expression: str, id: str, timezone: str = "UTC", **options):
+        return self._add(func, SlotTrigger("cron", cron_expression=expression, timezone=timezone,
+                                           jitter=options.pop("jitter", self.defaults["jitter"])), id, **options)
+
+    def add_interval(self, func: str, seconds: int, id: str, **options):
+        return self._add(func, SlotTrigger("interval", interval_seconds=seconds,
+                                           jitter=options.pop("jitter", self.defaults["jitter"])), id, **options)
+
+    def add_date(self, func: str, run_at: dt.datetime, id: str, **options):
+        return self._add(func, SlotTrigger("once", run_at=run_at), id, **options)
+
+    def _add(self, func, trigger, id, args=(), kwargs=None, **options):
+        call = (func, trigger, id, args, kwargs or {}, options)
+        if not self.running:
+            self._pending.append(call)  # deferred start: applied by start()
+            return None
+        return self._add_now(*call)
+
+    def _add_now(self, func, trigger, id, args, kwargs, options):
+        options.setdefault("coalesce", self.defaults["coalesce"])
+        options.setdefault("misfire_grace_time", self.defaults["misfire_grace"])
+        return self.scheduler.add_job(func, trigger=trigger, id=id, args=args, kwargs=kwargs,
+                                      replace_existing=True, **options)
+
+    def pause(self, id: str) -> None:
+        self.scheduler.pause_job(id)
+
+    def resume(self, id: str) -> None:
+        self.scheduler.resume_job(id)
+
+    def modify(self, id: str, **changes) -> None:
+        self.scheduler.modify_job(id, **changes)
+
+    def remove(self, id: str) -> None:
+        try:
+            self.scheduler.remove_job(id)
+        except JobLookupError:
+            pass
+
+    def start(self, paused: bool = False) -> None:
+        self.scheduler.start(paused=paused)
+        pending, self._pending = self._pending, []
+        for call in pending:
+            self._add_now(*call)
+
+    def shutdown(self, wait: bool = True) -> None:
+        if self.running:
+            self.scheduler.shutdown(wait=wait)
+        self.runs.shutdown(wait=wait)
+
+    # -- taskhub's jobs ---------------------------------------------------------------------
+    def apply(self, job) -> None:
+        """Make the store hold exactly this job's schedule (or nothing, if it is not ours to run)."""
+        if not job.enabled or job.engine != ENGINE:
+            return self.forget(job.pk)
+        trigger = SlotTrigger.for_job(job)
+        current = self.scheduler.get_job(store_id(job.pk), jobstore="default")
+        if current is not None and current.trigger == trigger and current.name == job.name:
+            return  # unchanged: keep its next run time (and so its missed fires)
+        self.scheduler.add_job(FIRE, trigger=trigger, id=store_id(job.pk), name=job.name, args=[job.pk],
+                               jobstore="default", replace_existing=True)
+
+    def forget(self, job_id: int) -> None:
+        self.remove(store_id(job_id))
+
+    def reconcile(self) -> int:
+        """Bring the whole store in line with the job table; returns how many jobs it holds."""
+        from tasks_app.models import Job
+
+        jobs = {job.pk: job for job in Job.objects.filter(engine=ENGINE, enabled=True)}
+        for stored in self.scheduler.get_jobs(jobstore="default"):
+            if stored.id.startswith("taskhub-job-") and int(stored.id.rsplit("-", 1)[1]) not in jobs:
+                self.remove(stored.id)
+        for job in jobs.values():
+            self.apply(job)
+        return len(jobs)
+
+    def reload(self, job_ids) -> None:
+        from tasks_app.models import Job
+
+        found = {job.pk: job for job in Job.objects.filter(pk__in=job_ids)}
+        for job_id in job_ids:
+            self.apply(found[job_id]) if job_id in found else self.forget(job_id)
+
+    def run_queued(self, run_id: int, at: dt.datetime | None = None) -> None:
+        """Run a queued run (run now, API trigger, retry) through the runner, now or at ``at``.
+
+        These are not schedules, so they bypass the job store (and its execution log) and
+        run on their own threads; the run row itself is the durable record.
+        """
+        delay = max(0.0, (at - timezone.now()).total_seconds()) if at else 0.0
+        timer = threading.Timer(delay, self.runs.submit, args=(_run_queued, run_id))
+        timer.daemon = True
+        timer.start()
+
+    def run_lost(self, run) -> None:
+        """Fire a slot whose worker went silent again; the runner's claim takes it over."""
+        self.runs.submit(_run_slot, run.job_id, run.scheduled_for.isoformat(), run.attempt, run.trigger)
+
+
+def _run_slot(job_id: int, scheduled_for: str, attempt: int, trigger: str) -> None:
+    from tasks_app import runner
+
+    runner.run_job(job_id, dt.datetime.fromisoformat(scheduled_for), ENGINE, attempt=attempt, trigger=trigger)
+
+
+def _run_queued(run_id: int) -> None:
+    from tasks_app import runner
+    from tasks_app.engines import get_engine
+    from tasks_app.models import JobRun
+
+    run = JobRun.objects.filter(pk=run_id, status="queued").first()
+    if run is None:
+        return
+    done = runner.run_job(run.job_id, run.scheduled_for, ENGINE, attempt=run.attempt, trigger=run.trigger)
+    if done is not None and done.status == "queued" and done.next_attempt_at:
+        get_engine(ENGINE).retry_later(done)
