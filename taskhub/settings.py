@@ -49,6 +49,7 @@ try:
         "HANDLER_MODULES": env.list("TASKHUB_HANDLER_MODULES", default=["tasks_app.handlers"]),
         "HEALTH_REQUIRED": env.list("TASKHUB_HEALTH_REQUIRED", default=["database"]),
         "HEALTH_TIMEOUT": env.float("TASKHUB_HEALTH_TIMEOUT", default=0.8),
+        "LEADER_LOCK": env.bool("TASKHUB_LEADER_LOCK", default=True),
     }
 except ConfigError as exc:
     sys.exit(f"taskhub: configuration error: {exc}")

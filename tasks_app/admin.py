@@ -1,161 +1,28 @@
 """The admin: the product's main UI for jobs and their run history.
 
-What it is: the registrations of ``Job`` and ``JobRun``, their list filters and the small
-HTML helpers (status badge, progress bar, times in a job's zone) they display. The actions
-live in ``actions.py``, the job form in ``forms.py``, the extra URLs in ``admin_views.py``
-and the page additions in ``templates/admin/tasks_app/``.
+What it is: the registrations of ``Job`` and ``JobRun`` and their ``ModelAdmin`` classes. The
+filters and HTML helpers (badges, progress bars, times in a job's zone) live in
+``admin_display.py``, the actions in ``actions.py``, the job form in ``forms.py``, the extra URLs
+in ``admin_views.py`` and the page additions in ``templates/admin/tasks_app/``.
 
 What it is not: no validation (``Job.clean`` does it) and no bulk ``update()`` (the
 ``JobQuerySet`` methods do it, bumping the change marker). The job list reads each job's
-last run through subqueries, so it costs the same few queries for 30 jobs or 3000.
+last run through ``JobQuerySet.with_last_run()``, so it costs the same few queries for 30 jobs or 3000.
 """
 
-import datetime as dt
-import json
-import zoneinfo
 from functools import partial
 
 from django.contrib import admin
-from django.db.models import Exists, OuterRef, Subquery
-from django.template.loader import render_to_string
 from django.urls import path, reverse
-from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
-from tasks_app import actions, admin_views, slots
+from tasks_app import actions, admin_views
+from tasks_app.admin_display import (EMPTY, HandlerFilter, LastStatusFilter, attempts_table, duration, error_block,
+                                     fire_preview, handler_label, job_link, json_block, live_progress, local_time,
+                                     next_fire, progress_bar, recent_run_row, run_link, run_time, status_badge)
 from tasks_app.describe import describe_schedule
 from tasks_app.forms import JobForm
-from tasks_app.models import Job, JobRun, RunStatus, ScheduleType
-from tasks_app.registry import registry
-
-EMPTY = "—"
-LIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
-
-
-# -- display helpers -------------------------------------------------------------------------
-def status_badge(status: str):
-    return format_html('<span class="taskhub-badge taskhub-{}">{}</span>', status, RunStatus(status).label)
-
-
-def progress_bar(run):
-    """A ``<progress>`` with the handler's message (or the percentage); indeterminate without a value."""
-    if run.progress is None:
-        return format_html('<progress max="1" class="taskhub-progress"></progress> <span>{}</span>',
-                           run.progress_message)
-    percent = f"{run.progress:.0%}"
-    return format_html('<progress max="1" value="{}" class="taskhub-progress">{}</progress> <span>{}</span>',
-                       run.progress, percent, run.progress_message or percent)
-
-
-def local_time(moment: dt.datetime, zone_name: str, with_utc: bool = False) -> str:
-    """``2027-03-28 03:00 CEST``, and with ``with_utc`` `` (01:00 UTC)`` after it."""
-    try:
-        zone = zoneinfo.ZoneInfo(zone_name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = dt.UTC
-    local, utc = moment.astimezone(zone), moment.astimezone(dt.UTC)
-    clock = "%H:%M:%S" if moment.second else "%H:%M"
-    text = local.strftime(f"%Y-%m-%d {clock} %Z")
-    if with_utc and local.utcoffset():
-        text += utc.strftime(f" ({clock} UTC)" if utc.date() == local.date() else f" (%Y-%m-%d {clock} UTC)")
-    return text
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return EMPTY
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
-
-
-def last_line(text: str) -> str:
-    """The last line of an error (the exception itself, under its traceback)."""
-    return (str(text or "").strip().splitlines() or [""])[-1]
-
-
-def iso_time(text: str | None) -> str:
-    """An ISO timestamp as stored in ``JobRun.attempts``, shown like the admin's other times (UTC)."""
-    try:
-        return local_time(dt.datetime.fromisoformat(text), "UTC")
-    except (TypeError, ValueError):
-        return text or EMPTY
-
-
-def next_fire(job: Job) -> dt.datetime | None:
-    """The job's next fire; None when paused or nothing is left to fire."""
-    if not job.enabled or getattr(job, "once_fired", False):
-        return None
-    try:
-        if job.schedule_type == ScheduleType.ONCE:  # `once_fired` answered the query next_fire_times makes
-            times = slots.once_fire_times(job.run_at, timezone.now(), 1)
-        else:
-            times = job.next_fire_times(1)
-    except slots.ScheduleError:
-        return None
-    return times[0] if times else None
-
-
-def with_last_run(jobs):
-    """Each job with its last run (by ``created_at``): id, status and slot, in the same query."""
-    last = JobRun.objects.filter(job=OuterRef("pk")).order_by("-created_at")
-    return jobs.annotate(
-        last_run_id=Subquery(last.values("pk")[:1]),
-        last_run_status=Subquery(last.values("status")[:1]),
-        last_run_at=Subquery(last.values("scheduled_for")[:1]),
-        once_fired=Exists(JobRun.objects.filter(job=OuterRef("pk"), scheduled_for=OuterRef("run_at"))),
-    )
-
-
-def recent_run_row(run, job) -> dict:
-    """One row of the job page's table of recent runs."""
-    return {"link": run_link(run.pk, f"#{run.pk}"), "status": status_badge(run.status),
-            "trigger": run.get_trigger_display(), "engine": run.get_engine_display(),
-            "scheduled_for": local_time(run.scheduled_for, job.timezone), "duration": duration(run.duration_seconds),
-            "attempt": run.attempt, "worker": run.worker,
-            "progress": progress_bar(run) if run.status == RunStatus.RUNNING else "",
-            "outcome": last_line(run.error) or run.reason}
-
-
-def run_link(run_id, text):
-    return format_html('<a href="{}">{}</a>', reverse("admin:tasks_app_jobrun_change", args=[run_id]), text)
-
-
-# -- filters ---------------------------------------------------------------------------------
-class HandlerFilter(admin.SimpleListFilter):
-    """The handlers registered now (not those of a migration), and jobs whose handler is gone."""
-
-    title = "handler"
-    parameter_name = "handler"
-    UNREGISTERED = "~unregistered"  # no handler name starts with "~"
-
-    def lookups(self, request, model_admin):
-        return [(spec.name, spec.name) for spec in registry.specs()] + [(self.UNREGISTERED, "Not registered")]
-
-    def queryset(self, request, queryset):
-        known = {spec.name: (spec.name, *spec.aliases) for spec in registry.specs()}
-        if self.value() == self.UNREGISTERED:
-            return queryset.exclude(handler__in=[name for names in known.values() for name in names])
-        if self.value():
-            return queryset.filter(handler__in=known.get(self.value(), [self.value()]))
-        return queryset
-
-
-class LastStatusFilter(admin.SimpleListFilter):
-    title = "last run status"
-    parameter_name = "last_status"
-    NEVER = "never"
-
-    def lookups(self, request, model_admin):
-        return [*RunStatus.choices, (self.NEVER, "Never run")]
-
-    def queryset(self, request, queryset):
-        if self.value() == self.NEVER:
-            return queryset.filter(last_run_status__isnull=True)
-        if self.value():
-            return queryset.filter(last_run_status=self.value())
-        return queryset
+from tasks_app.models import Job, JobRun, RunStatus
 
 
 # -- jobs ------------------------------------------------------------------------------------
@@ -183,7 +50,7 @@ class JobAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        return with_last_run(super().get_queryset(request))
+        return super().get_queryset(request).with_last_run()
 
     def get_fieldsets(self, request, obj=None):
         if obj is not None:
@@ -228,9 +95,7 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Handler", ordering="handler")
     def handler_name(self, job):
-        if job.handler in registry:
-            return job.handler
-        return format_html('{} <span class="taskhub-badge taskhub-failed">not registered</span>', job.handler)
+        return handler_label(job)
 
     @admin.display(description="Schedule")
     def schedule(self, job):
@@ -255,28 +120,10 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Next 5 fire times")
     def next_fire_preview(self, job):
-        try:
-            times = job.next_fire_times(5)
-        except slots.ScheduleError as exc:
-            return str(exc)
-        if not times:
-            return "None: this one-off job has run." if job.schedule_type == ScheduleType.ONCE else "None."
-        items = format_html_join("", "<li>{}</li>", ((local_time(t, job.timezone, with_utc=True),) for t in times))
-        paused = "" if job.enabled else format_html("<p>{}</p>", "Paused: none of these fire until it is resumed.")
-        return format_html('<ol class="taskhub-fires">{}</ol>{}', items, paused)
+        return fire_preview(job, 5)
 
 
 # -- runs ------------------------------------------------------------------------------------
-def run_time(field: str, description: str, with_utc: bool = False):
-    """A display method showing a run's ``field`` in its job's zone (the zone its schedule is read in)."""
-    @admin.display(description=description, ordering=field)
-    def show(model_admin, run):
-        moment = getattr(run, field)
-        return local_time(moment, run.job.timezone, with_utc) if moment else EMPTY
-
-    return show
-
-
 @admin.register(JobRun)
 class JobRunAdmin(admin.ModelAdmin):
     """Run history, read-only: runs are written by the runner and removed by retention."""
@@ -336,8 +183,7 @@ class JobRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="Job", ordering="job__name")
     def job_link(self, run):
-        return format_html('<a href="{}">{}</a>', reverse("admin:tasks_app_job_change", args=[run.job_id]),
-                           run.job.name)
+        return job_link(run.job_id, run.job.name)
 
     @admin.display(description="Status", ordering="status")
     def status_column(self, run):
@@ -357,30 +203,20 @@ class JobRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="Progress")
     def live_progress(self, run):
-        if run.status not in LIVE:
-            return progress_bar(run) if run.progress is not None else EMPTY
-        url = reverse("admin:tasks_app_jobrun_progress", args=[run.pk])
-        return format_html('<div id="run-progress" data-url="{}">{}</div>', url, progress_bar(run))
+        return live_progress(run)
 
     @admin.display(description="kwargs")
     def kwargs_json(self, run):
-        return format_html('<pre class="taskhub-pre">{}</pre>', json.dumps(run.kwargs, indent=2, ensure_ascii=False))
+        return json_block(run.kwargs)
 
     @admin.display(description="Result")
     def result_json(self, run):
-        if run.result is None:
-            return EMPTY
-        return format_html('<pre class="taskhub-pre">{}</pre>', json.dumps(run.result, indent=2, ensure_ascii=False))
+        return EMPTY if run.result is None else json_block(run.result)
 
     @admin.display(description="Error")
     def error_text(self, run):
-        return format_html('<pre class="taskhub-pre taskhub-error">{}</pre>', run.error) if run.error else EMPTY
+        return error_block(run.error)
 
     @admin.display(description="Earlier attempts")
     def earlier_attempts(self, run):
-        if not run.attempts:
-            return EMPTY
-        rows = [{**attempt, "duration": duration(attempt.get("duration_seconds")),
-                 "started": iso_time(attempt.get("started_at")), "finished": iso_time(attempt.get("finished_at")),
-                 "summary": last_line(attempt.get("error"))} for attempt in run.attempts]
-        return render_to_string("admin/tasks_app/jobrun/attempts.html", {"attempts": rows})
+        return attempts_table(run.attempts)

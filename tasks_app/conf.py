@@ -23,6 +23,8 @@ DEFAULTS = {
     "BEAT_MAX_INTERVAL": 0.5,
     # A scheduler whose leader has not written its heartbeat for this long counts as down.
     "SCHEDULER_STALE_SECONDS": 30,
+    # One leader per scheduler (off only to test the slot claim with several active schedulers).
+    "LEADER_LOCK": True,
     # Threads of the runapscheduler process that run fires.
     "APSCHEDULER_WORKERS": 10,
     # Seconds in-flight runs may finish after SIGTERM before they are cancelled.

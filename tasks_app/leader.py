@@ -107,3 +107,28 @@ class LeaderLock:
         handle.flush()
         self._conn = handle
         return True
+
+
+class NoLock:
+    """Every process leads (``TASKHUB_LEADER_LOCK=off``): for tests of the slot claim, not for production."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def try_acquire(self) -> bool:
+        return True
+
+    def acquire(self, stop: threading.Event, poll: float = 1.0) -> bool:
+        return not stop.is_set()
+
+    def still_held(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+def leader_lock(name: str):
+    from tasks_app import conf
+
+    return LeaderLock(name) if conf.get("LEADER_LOCK") else NoLock(name)

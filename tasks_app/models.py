@@ -184,10 +184,17 @@ class Job(models.Model):
 
     # -- schedule ------------------------------------------------------------------------
     def next_fire_times(self, count: int, after: dt.datetime | None = None) -> list[dt.datetime]:
-        """The next ``count`` fire times strictly after ``after`` (default: now), UTC-aware."""
+        """The next ``count`` fire times strictly after ``after`` (default: now), UTC-aware.
+
+        A one-off job whose slot has a run has none left: the ``once_fired`` annotation says so
+        (``JobQuerySet.with_once_fired()``) while ``run_at`` is unchanged, else one query does.
+        """
         after = after or timezone.now()
-        if self.schedule_type == ScheduleType.ONCE and self.pk and self.runs.filter(scheduled_for=self.run_at).exists():
-            return []
+        if self.schedule_type == ScheduleType.ONCE and self.pk:
+            annotated = hasattr(self, "once_fired") and getattr(self, "once_fired_for", None) == self.run_at
+            fired = self.once_fired if annotated else self.runs.filter(scheduled_for=self.run_at).exists()
+            if fired:
+                return []
         return slots.fire_times(
             self.schedule_type, cron_expression=self.cron_expression, timezone=self.timezone,
             interval_seconds=self.interval_seconds, run_at=self.run_at, after=after, count=count)

@@ -6,6 +6,7 @@ transaction, so engines see bulk admin actions as quickly as single saves.
 """
 
 from django.db import models, transaction
+from django.db.models import Exists, F, OuterRef, Subquery
 from django.utils import timezone
 
 from tasks_app import changes
@@ -71,6 +72,29 @@ class JobQuerySet(models.QuerySet):
                 job.save()
                 copies.append(job)
         return copies
+
+    # -- annotations: what the admin's job list reads in its own query --------------------
+    def with_once_fired(self):
+        """Each job with ``once_fired``: whether a run holds its ``run_at`` slot (False unless one-off).
+
+        ``Job.next_fire_times`` reads it instead of querying, while ``run_at`` still equals
+        ``once_fired_for`` (the ``run_at`` it was computed for; a form may change it since).
+        """
+        from tasks_app.models import JobRun
+
+        fired = JobRun.objects.filter(job=OuterRef("pk"), scheduled_for=OuterRef("run_at"))
+        return self.annotate(once_fired=Exists(fired), once_fired_for=F("run_at"))
+
+    def with_last_run(self):
+        """Each job with its last run (by ``created_at``): id, status and slot, and ``with_once_fired()``."""
+        from tasks_app.models import JobRun
+
+        last = JobRun.objects.filter(job=OuterRef("pk")).order_by("-created_at")
+        return self.annotate(
+            last_run_id=Subquery(last.values("pk")[:1]),
+            last_run_status=Subquery(last.values("status")[:1]),
+            last_run_at=Subquery(last.values("scheduled_for")[:1]),
+        ).with_once_fired()
 
     def _free_name(self, base: str) -> str:
         taken = set(self.model.objects.filter(name__startswith=base).values_list("name", flat=True))

@@ -47,6 +47,9 @@ class Processes:
     def beat(self, **env) -> subprocess.Popen:
         return self.start("beat", "-m", "celery", "-A", "taskhub", "beat", "--loglevel", "INFO", **env)
 
+    def apscheduler(self, *args: str, **env) -> subprocess.Popen:
+        return self.start("apscheduler", "manage.py", "runapscheduler", *args, **env)
+
     def stop_all(self) -> None:
         for proc in self.started:
             if proc.poll() is None:

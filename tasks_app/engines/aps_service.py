@@ -20,7 +20,7 @@ from tasks_app import changes, conf, heartbeat
 from tasks_app.engines import get_engine
 from tasks_app.engines.apscheduler import ENGINE
 from tasks_app.engines.listener import ChangeListener
-from tasks_app.leader import LeaderLock
+from tasks_app.leader import leader_lock
 from tasks_app.models import Job, JobRun, RunStatus
 from tasks_app.runner import request_cancel, worker_id
 
@@ -30,7 +30,7 @@ log = logging.getLogger("tasks_app.apscheduler")
 class SchedulerService:
     def __init__(self, manager, stop: threading.Event, poll: float = 0.5):
         self.manager, self.stop, self.poll = manager, stop, poll
-        self.lock = LeaderLock("apscheduler")
+        self.lock = leader_lock("apscheduler")
         self.started_at = timezone.now()
         self.listener = None
         self.version = None

@@ -29,7 +29,7 @@ from django_celery_beat.schedulers import DatabaseScheduler
 from tasks_app import changes, conf, heartbeat, misfire, slots
 from tasks_app.engines.celery import TASK, message_kwargs, message_options
 from tasks_app.engines.listener import ChangeListener
-from tasks_app.leader import LeaderLock
+from tasks_app.leader import leader_lock
 from tasks_app.models import Job, JobRun, RunStatus
 from tasks_app.runner import worker_id
 
@@ -47,7 +47,7 @@ class TaskhubScheduler(DatabaseScheduler):
         self.fired: dict[int, dt.datetime] = {}  # the latest slot sent, per job
         self.heap: list[tuple[dt.datetime, int, int]] = []  # (fire time, job id, generation)
         self.generation: dict[int, int] = {}
-        self.lock = LeaderLock("beat")
+        self.lock = leader_lock("beat")
         self.listener: ChangeListener | None = None
         self.leading_since = None
         self.started_at = timezone.now()
