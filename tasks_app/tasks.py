@@ -59,3 +59,7 @@ def _stop_process(**kwargs):
 def _ready(sender=None, **kwargs):
     log.info("worker ready", extra={"engine": "celery", "hostname": getattr(sender, "hostname", ""),
                                     "at": timezone.now().isoformat()})
+
+
+# The chord-body task (taskhub.run_handler_with_results) lives with the client; workers must register it.
+from tasks_app import client  # noqa: E402,F401
