@@ -16,4 +16,14 @@ def delete_runs_older_than(days: int, batch_size: int = 1000) -> int:
     total = 0
     while ids := list(old.values_list("pk", flat=True)[:batch_size]):
         total += JobRun.objects.filter(pk__in=ids).delete()[0]
+    _delete_apscheduler_executions(cutoff, batch_size)
     return total
+
+
+def _delete_apscheduler_executions(cutoff, batch_size: int) -> None:
+    """django-apscheduler's execution log ages out with the run history."""
+    from django_apscheduler.models import DjangoJobExecution
+
+    old = DjangoJobExecution.objects.filter(run_time__lt=cutoff)
+    while ids := list(old.values_list("pk", flat=True)[:batch_size]):
+        DjangoJobExecution.objects.filter(pk__in=ids).delete()

@@ -144,6 +144,12 @@ def test_retention_deletes_old_finished_runs_in_batches(make_job):
         JobRun.objects.create(job=job, engine="celery", status="succeeded", scheduled_for=old + dt.timedelta(minutes=minute))
     JobRun.objects.create(job=job, engine="celery", status="running", scheduled_for=old - dt.timedelta(days=1))
     recent = JobRun.objects.create(job=job, engine="celery", status="failed", scheduled_for=timezone.now())
+    from django_apscheduler.models import DjangoJob, DjangoJobExecution
+
+    aps = DjangoJob.objects.create(id="taskhub-job-x", job_state=b"")
+    DjangoJobExecution.objects.create(job=aps, status="Executed", run_time=old)
+    recent_execution = DjangoJobExecution.objects.create(job=aps, status="Executed", run_time=timezone.now())
     assert delete_runs_older_than(30, batch_size=10) == 25
+    assert list(DjangoJobExecution.objects.values_list("pk", flat=True)) == [recent_execution.pk]
     assert set(JobRun.objects.values_list("status", flat=True)) == {"running", "failed"}
     assert JobRun.objects.filter(pk=recent.pk).exists()
