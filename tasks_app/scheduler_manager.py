@@ -161,8 +161,11 @@ def _run_slot(job_id: int, scheduled_for: str, attempt: int, trigger: str) -> No
 def _run_queued(run_id: int) -> None:
     from tasks_app import runner
     from tasks_app.engines import get_engine
+    from django.db import close_old_connections
+
     from tasks_app.models import JobRun
 
+    close_old_connections()
     run = JobRun.objects.filter(pk=run_id, status="queued").first()
     if run is None:
         return

@@ -161,6 +161,7 @@ def test_dropped_database_connections_mid_run_leave_nothing_running(make_job, pr
     start_leader(processes)
     slow = aps_job(make_job, handler="test_slow", kwargs={"seconds": 4}, max_retries=0)
     ticking = aps_job(make_job, schedule_type="interval", interval_seconds=1)
+    assert wait_for(lambda: len(runs(ticking, status="succeeded")) >= 2)  # pool threads hold connections
     run = runner.request_run(slow)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "running")
     with connection.cursor() as cursor:  # what a Postgres restart does to every client session

@@ -23,7 +23,7 @@ import logging
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.triggers.base import BaseTrigger
-from django.db import connection
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from tasks_app import misfire, runner, slots
@@ -103,6 +103,7 @@ class RunnerExecutor(ThreadPoolExecutor):
 def run_fires(aps_job, run_times) -> list[JobExecutionEvent]:
     from tasks_app.models import Job
 
+    close_old_connections()  # this pool thread's connection may have died since its last fire
     job = Job.objects.filter(pk=aps_job.args[0]).first()
     if job is None:
         return []
