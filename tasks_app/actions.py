@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from tasks_app import runner
+from tasks_app.engines.base import EngineUnavailable
 from tasks_app.models import Engine, RunStatus, Trigger
 
 log = logging.getLogger("tasks_app.admin")
@@ -73,12 +74,14 @@ def queue_runs(modeladmin, request, requests, trigger=Trigger.RUN_NOW) -> None:
 
     ``kwargs`` None means the job's own.
     """
-    queued, refused = [], []
+    queued, refused, waiting = [], [], []
     for job, kwargs in requests:
         try:
             run = runner.request_run(job, trigger=trigger, kwargs=kwargs)
         except runner.RunRefused as exc:
             refused.append(str(exc))
+        except EngineUnavailable as exc:
+            waiting.append(f"{job.name} (run #{exc.run.pk}) is queued, but {exc}")
         except Exception as exc:  # the engine could not take it (a broker down): say so, not a 500
             log.exception("run request failed", extra={"job": job.name, "trigger": trigger})
             refused.append(f"{job.name}: {type(exc).__name__}: {exc}")
@@ -93,6 +96,8 @@ def queue_runs(modeladmin, request, requests, trigger=Trigger.RUN_NOW) -> None:
         modeladmin.message_user(request, f"{len(queued)} {noun}s queued: {listed}.", messages.SUCCESS)
     if refused:
         modeladmin.message_user(request, f"Not run: {'; '.join(refused)}.", messages.WARNING)
+    if waiting:
+        modeladmin.message_user(request, f"Waiting: {'; '.join(waiting)}.", messages.WARNING)
 
 
 # -- runs ------------------------------------------------------------------------------------

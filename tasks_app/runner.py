@@ -296,9 +296,14 @@ def queue_run(job: Job, trigger: str = Trigger.RUN_NOW, kwargs: dict | None = No
 def request_run(job: Job, trigger: str = Trigger.RUN_NOW, kwargs: dict | None = None) -> JobRun:
     """Queue a run of ``job`` and hand it to the job's engine."""
     from tasks_app.engines import get_engine
+    from tasks_app.engines.base import EngineUnavailable
 
     run = queue_run(job, trigger, kwargs)
-    get_engine(job.engine).deliver(run)
+    try:
+        get_engine(job.engine).deliver(run)
+    except EngineUnavailable as exc:
+        exc.run = run  # queued all the same: the caller says so instead of pretending it runs
+        raise
     return run
 
 

@@ -563,3 +563,15 @@ def test_run_actions_need_the_run_job_permission(client, django_user_model, make
     assert action_form is None or not {"cancel", "retry"} & set(dict(action_form.fields["action"].choices))
     act(client, RUNS, "cancel", run)
     assert JobRun.objects.get(pk=run.pk).status == "queued"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_now_without_a_live_apscheduler_says_the_run_waits(admin_client, make_job):
+    job = make_job(engine="apscheduler")
+    response = admin_client.post(reverse("admin:tasks_app_job_changelist"),
+                                 {"action": "run_now", "_selected_action": [job.pk]}, follow=True)
+    [run] = JobRun.objects.filter(job=job)
+    text = " ".join(str(m) for m in response.context["messages"])
+    assert run.status == "queued"
+    assert f"{job.name} (run #{run.pk}) is queued, but the APScheduler process (manage.py runapscheduler) is not running" in text
+    assert "Not run" not in text
