@@ -220,3 +220,6 @@ class JobRunAdmin(admin.ModelAdmin):
     @admin.display(description="Earlier attempts")
     def earlier_attempts(self, run):
         return attempts_table(run.attempts)
+
+
+from tasks_app.api import admin as _api_admin  # noqa: E402,F401  (registers ApiClient)

@@ -301,3 +301,6 @@ class SchedulerHeartbeat(models.Model):
 
     def __str__(self):
         return f"{self.scheduler} led by {self.leader}"
+
+
+from tasks_app.api.models import ApiClient, ApiNonce  # noqa: E402,F401  (the trigger API's models)
