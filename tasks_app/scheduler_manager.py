@@ -26,7 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from django.utils import timezone
 from django_apscheduler.jobstores import DjangoJobStore
 
-from tasks_app.engines.apscheduler import ENGINE, RunnerExecutor, SlotTrigger, fire, store_id
+from tasks_app.engines.apscheduler import ENGINE, STORE_PREFIX, RunnerExecutor, SlotTrigger, fire, store_id
 
 log = logging.getLogger("tasks_app.apscheduler")
 FIRE = f"{fire.__module__}:{fire.__name__}"
@@ -122,12 +122,23 @@ class SchedulerManager:
         from tasks_app.models import Job
 
         jobs = {job.pk: job for job in Job.objects.filter(engine=ENGINE, enabled=True)}
-        for stored in self.scheduler.get_jobs(jobstore="default"):
-            if stored.id.startswith("taskhub-job-") and int(stored.id.rsplit("-", 1)[1]) not in jobs:
-                self.remove(stored.id)
+        for job_id in self.stored_job_ids() - set(jobs):
+            self.forget(job_id)
         for job in jobs.values():
             self.apply(job)
         return len(jobs)
+
+    # Read from the store's table, not through APScheduler: that would unpickle every job.
+    def stored_job_ids(self) -> set[int]:
+        from django_apscheduler.models import DjangoJob
+
+        ids = DjangoJob.objects.filter(id__startswith=STORE_PREFIX).values_list("id", flat=True)
+        return {int(i[len(STORE_PREFIX):]) for i in ids}
+
+    def job_count(self) -> int:
+        from django_apscheduler.models import DjangoJob
+
+        return DjangoJob.objects.filter(id__startswith=STORE_PREFIX).count()
 
     def reload(self, job_ids) -> None:
         from tasks_app.models import Job

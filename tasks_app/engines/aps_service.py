@@ -64,7 +64,7 @@ class SchedulerService:
                 self._apply_changes()
                 now = time.monotonic()
                 if now >= next_beat:
-                    heartbeat.beat("apscheduler", worker_id(), self.started_at, jobs=len(self.manager.scheduler.get_jobs()))
+                    heartbeat.beat("apscheduler", worker_id(), self.started_at, jobs=self.manager.job_count())
                     next_beat = now + 2.0
                 if now >= next_check:
                     if not self.lock.still_held():
@@ -104,8 +104,7 @@ class SchedulerService:
             self.version = version
         if changed is None:
             changed = set(Job.objects.filter(updated_at__gte=self.seen_update).values_list("pk", flat=True))
-            changed |= {int(j.id.rsplit("-", 1)[1]) for j in self.manager.scheduler.get_jobs(jobstore="default")
-                        if j.id.startswith("taskhub-job-")} - set(Job.objects.values_list("pk", flat=True))
+            changed |= self.manager.stored_job_ids() - set(Job.objects.values_list("pk", flat=True))
             self.seen_update = timezone.now() - dt.timedelta(seconds=1)
         if changed:
             self.manager.reload(changed)

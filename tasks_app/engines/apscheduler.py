@@ -34,8 +34,11 @@ log = logging.getLogger("tasks_app.apscheduler")
 ENGINE = "apscheduler"
 
 
+STORE_PREFIX = "taskhub-job-"
+
+
 def store_id(job_id: int) -> str:
-    return f"taskhub-job-{job_id}"
+    return f"{STORE_PREFIX}{job_id}"
 
 
 class SlotTrigger(BaseTrigger):
