@@ -139,3 +139,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a busy worker does not hoard messages o
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _visibility_timeout}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 4
+# Celery's Django fixup closes every database connection around every task unless this is
+# set, so each run would open a new Postgres session; the runner checks its connection
+# (close_old_connections, CONN_MAX_AGE, health checks) around every run instead.
+CELERY_DB_REUSE_MAX = 1000

@@ -174,3 +174,18 @@ def test_an_unreachable_broker_at_worker_start_is_one_line_per_retry_with_backof
     output = processes.output(worker)
     assert "Traceback" not in output and worker.poll() is None
     assert "Trying again in 2.00 seconds" in output and "Trying again in 4.00 seconds" in output
+
+
+def test_a_worker_carries_on_after_its_database_sessions_are_dropped(make_job, processes):
+    from django.db import connection
+
+    processes.worker(concurrency=1)
+    job = celery_job(make_job, kwargs={"x": 1, "y": 1})
+    for _ in range(2):  # the pool process now holds a database connection it reuses
+        run = runner.request_run(job)
+        assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")
+    with connection.cursor() as cursor:  # what a Postgres restart does to every client session
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    run = runner.request_run(job)
+    assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")
