@@ -23,12 +23,13 @@ def bump(job_ids, using: str | None = None) -> None:
     if not markers.filter(pk=1).update(version=F("version") + 1, changed_at=timezone.now()):
         markers.get_or_create(pk=1, defaults={"version": 1})
     ids = sorted(job_ids)
-    transaction.on_commit(lambda: _project(ids), using=using)
     connection = connections[using]
     if connection.vendor == "postgresql":
         payload = json.dumps({"jobs": ids[:500]})  # NOTIFY payloads stop at 8000 bytes
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, payload])
+    # After the NOTIFY: outside a transaction on_commit runs at once, and the engines come first.
+    transaction.on_commit(lambda: _project(ids), using=using)
 
 
 def _project(job_ids) -> None:

@@ -10,6 +10,7 @@ recorded as a ``skipped`` run with its reason — never silently dropped:
 At most ``MAX_MISSED`` slots per job are examined; older ones are summed up in a log line.
 """
 
+import collections
 import datetime as dt
 import logging
 
@@ -34,21 +35,21 @@ def plan(job, slots: list[dt.datetime], now: dt.datetime) -> tuple[list[dt.datet
 
 
 def missed_slots(job, since: dt.datetime, now: dt.datetime) -> list[dt.datetime]:
-    """Slots strictly after ``since`` and not after ``now``, the latest ``MAX_MISSED`` of them."""
-    slots = []
-    after = since
-    while True:
-        batch = [s for s in job.next_fire_times(500, after=after) if s <= now]
-        slots += batch
-        if len(batch) < 500:
+    """Slots strictly after ``since`` and not after ``now``, the latest ``MAX_MISSED`` of them.
+
+    Walked lazily: a job with nothing missed costs one fire time, not a batch of them.
+    """
+    missed = collections.deque(maxlen=MAX_MISSED)
+    seen = 0
+    for slot in job.iter_fire_times(after=since):
+        if slot > now or seen >= 100 * MAX_MISSED:
             break
-        after = batch[-1]
-        if len(slots) > 100 * MAX_MISSED:
-            break
-    if len(slots) > MAX_MISSED:
+        missed.append(slot)
+        seen += 1
+    if seen > MAX_MISSED:
         log.warning("too many missed slots; only the latest are recorded",
-                    extra={"job": job.name, "missed": len(slots), "recorded": MAX_MISSED})
-    return slots[-MAX_MISSED:]
+                    extra={"job": job.name, "missed": seen, "recorded": MAX_MISSED})
+    return list(missed)
 
 
 def last_slots(jobs) -> dict[int, dt.datetime]:

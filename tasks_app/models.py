@@ -201,9 +201,17 @@ class Job(models.Model):
 
     def slot_at(self, at: dt.datetime) -> dt.datetime | None:
         """The slot (``scheduled_for``) a scheduler waking at ``at`` fires."""
-        return slots.slot_at(
-            self.schedule_type, cron_expression=self.cron_expression, timezone=self.timezone,
-            interval_seconds=self.interval_seconds, run_at=self.run_at, at=at)
+        return slots.slot_at(self.schedule_type, **self.schedule_fields, at=at)
+
+    @property
+    def schedule_fields(self) -> dict:
+        """The schedule as ``slots.py`` takes it (type apart)."""
+        return {"cron_expression": self.cron_expression, "timezone": self.timezone,
+                "interval_seconds": self.interval_seconds, "run_at": self.run_at}
+
+    def iter_fire_times(self, after: dt.datetime):
+        """Fire times strictly after ``after``, lazily, from the schedule alone (no look at history)."""
+        return slots.iter_fire_times(self.schedule_type, **self.schedule_fields, after=after)
 
     def schedule_in_words(self) -> str:
         from tasks_app.describe import describe_schedule

@@ -135,6 +135,19 @@ def fire_times(schedule_type: str, *, cron_expression: str = "", timezone: str =
     raise ScheduleError(f"unknown schedule type '{schedule_type}'; expected cron, interval or once")
 
 
+def iter_fire_times(schedule_type: str, *, cron_expression: str = "", timezone: str = "UTC",
+                    interval_seconds: int | None = None, run_at: datetime | None = None, after: datetime):
+    """The fire instants strictly after ``after``, lazily and in order (stop when you have enough)."""
+    if schedule_type == "cron":
+        fixed = _fixed_hour(cron_expression)
+        return _cron_instants(cron_expression, fixed, _zone(timezone), _aware("after", after))
+    if schedule_type == "interval":
+        step = _step(interval_seconds)
+        first = (_aware("after", after) - EPOCH) // step + 1
+        return (EPOCH + (first + k) * step for k in itertools.count())
+    return iter(fire_times(schedule_type, run_at=run_at, after=after, count=1))
+
+
 def slot_at(schedule_type: str, *, cron_expression: str = "", timezone: str = "UTC",
             interval_seconds: int | None = None, run_at: datetime | None = None,
             at: datetime) -> datetime | None:

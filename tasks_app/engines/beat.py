@@ -26,7 +26,7 @@ from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 
-from tasks_app import changes, conf, heartbeat, misfire, slots
+from tasks_app import changes, conf, heartbeat, misfire
 from tasks_app.engines.celery import TASK, message_kwargs, message_options
 from tasks_app.engines.listener import ChangeListener
 from tasks_app.leader import leader_lock
@@ -178,12 +178,10 @@ class TaskhubScheduler(DatabaseScheduler):
         self.generation[job_id] = self.generation.get(job_id, 0) + 1  # its heap entries go stale
 
     def _push(self, job: Job) -> None:
-        after = self.fired.get(job.pk) or timezone.now()
-        upcoming = slots.fire_times(job.schedule_type, cron_expression=job.cron_expression, timezone=job.timezone,
-                                    interval_seconds=job.interval_seconds, run_at=job.run_at, after=after, count=1)
+        upcoming = next(job.iter_fire_times(after=self.fired.get(job.pk) or timezone.now()), None)
         generation = self.generation[job.pk] = self.generation.get(job.pk, 0) + 1
-        if upcoming:
-            heapq.heappush(self.heap, (upcoming[0], job.pk, generation))
+        if upcoming is not None:
+            heapq.heappush(self.heap, (upcoming, job.pk, generation))
 
     # -- firing --------------------------------------------------------------------------
     def _fire_due(self, now) -> None:

@@ -62,7 +62,7 @@ class MemoryEngine(Engine):
         fires = []
         with self._lock:
             for job_id, job in self.jobs.items():
-                for slot in job.next_fire_times(1000, after=self.last_tick[job_id]):
+                for slot in job.iter_fire_times(after=self.last_tick[job_id]):
                     if slot > now:
                         break
                     fires.append((job_id, slot))
