@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of taskhub against its stock peers (see README.md)."""
