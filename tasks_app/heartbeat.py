@@ -11,8 +11,9 @@ SCHEDULERS = ("beat", "apscheduler")
 
 
 def beat(scheduler: str, leader: str, started_at: dt.datetime, jobs: int = 0) -> None:
-    SchedulerHeartbeat.objects.update_or_create(
-        scheduler=scheduler, defaults={"leader": leader, "started_at": started_at, "beat_at": timezone.now(), "jobs": jobs})
+    fields = {"leader": leader, "started_at": started_at, "beat_at": timezone.now(), "jobs": jobs}
+    if not SchedulerHeartbeat.objects.filter(scheduler=scheduler).update(**fields):  # one statement when it exists
+        SchedulerHeartbeat.objects.update_or_create(scheduler=scheduler, defaults=fields)
 
 
 def status(scheduler: str) -> dict:

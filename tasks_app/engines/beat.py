@@ -41,6 +41,7 @@ class TaskhubScheduler(DatabaseScheduler):
     standby_poll = 1.0
     heartbeat_every = 2.0
     reap_every = 10.0
+    lock_check_every = 2.0
 
     def __init__(self, *args, **kwargs):
         self.jobs: dict[int, Job] = {}
@@ -51,7 +52,7 @@ class TaskhubScheduler(DatabaseScheduler):
         self.listener: ChangeListener | None = None
         self.leading_since = None
         self.started_at = timezone.now()
-        self._next_beat = self._next_reap = 0.0
+        self._next_beat = self._next_reap = self._next_lock_check = 0.0
         self._redelivered: dict[int, dt.datetime] = {}
         super().__init__(*args, **kwargs)
         self.max_interval = conf.get("BEAT_MAX_INTERVAL")
@@ -87,6 +88,9 @@ class TaskhubScheduler(DatabaseScheduler):
 
     def _lead(self) -> bool:
         if self.leading_since is not None:
+            if time.monotonic() < self._next_lock_check:
+                return True
+            self._next_lock_check = time.monotonic() + self.lock_check_every
             if self.lock.still_held():
                 return True
             self._step_down()
@@ -108,8 +112,10 @@ class TaskhubScheduler(DatabaseScheduler):
     def _wait(self) -> float:
         """Sleep until the next fire or a change, whichever comes first; 0 = tick again now."""
         now = timezone.now()
-        until_next = (self.heap[0][0] - now).total_seconds() if self.heap else self.max_interval
-        timeout = max(0.0, min(until_next, self.max_interval))
+        # LISTEN wakes us on a change, so only the heartbeat bounds the wait; polling needs max_interval.
+        longest = self.heartbeat_every if self.listener else self.max_interval
+        until_next = (self.heap[0][0] - now).total_seconds() if self.heap else longest
+        timeout = max(0.0, min(until_next, longest))
         changed = self.listener.wait(timeout).jobs if self.listener else self._poll_marker(timeout)
         if changed is None:
             self._reload_all_changed()
