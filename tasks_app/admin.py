@@ -16,7 +16,7 @@ from django.contrib import admin
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from tasks_app import actions, admin_views
+from tasks_app import actions, admin_dashboard, admin_views
 from tasks_app.admin_display import (EMPTY, HandlerFilter, LastStatusFilter, attempts_table, duration, error_block,
                                      fire_preview, handler_label, job_link, json_block, live_progress, local_time,
                                      next_fire, progress_bar, recent_run_row, run_link, run_time, status_badge)
@@ -85,6 +85,7 @@ class JobAdmin(admin.ModelAdmin):
             "run_url": url("run") if self.has_run_job_permission(request) else None,
             "toggle_url": url("pause" if job.enabled else "resume") if can_change else None,
             "recent_runs": [recent_run_row(run, job) for run in job.runs.order_by("-created_at")[:10]],
+            "history_chart": admin_dashboard.job_history_chart(request, job),
         }
 
     def get_deleted_objects(self, objs, request):
@@ -223,3 +224,5 @@ class JobRunAdmin(admin.ModelAdmin):
 
 
 from tasks_app.api import admin as _api_admin  # noqa: E402,F401  (registers ApiClient)
+
+admin_dashboard.install(admin.site)  # the operator's dashboard on the admin index

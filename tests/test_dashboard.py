@@ -1,0 +1,249 @@
+"""The operator's dashboard on the admin index, and the run history chart on a job's page."""
+
+import datetime as dt
+import itertools
+import re
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from tasks_app import dashboard
+from tasks_app.models import JobRun, SchedulerHeartbeat
+
+pytestmark = pytest.mark.django_db(transaction=False)
+
+INDEX = reverse("admin:index")
+SVG = "{http://www.w3.org/2000/svg}"
+_slots = itertools.count(1)
+
+
+def make_run(job, ago: dt.timedelta = dt.timedelta(hours=1), **fields):
+    """A run created ``ago`` before now, in its own slot; finished ones get a finish time and a duration."""
+    created = timezone.now() - ago
+    values = {"job": job, "engine": job.engine, "status": "succeeded", "created_at": created,
+              "scheduled_for": dt.datetime(2030, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=next(_slots))}
+    values.update(fields)
+    if values["status"] not in ("queued", "running") and "finished_at" not in fields:
+        values["finished_at"] = created + dt.timedelta(seconds=values.get("duration_seconds") or 1)
+        values.setdefault("duration_seconds", 1.0)
+    return JobRun.objects.create(**values)
+
+
+@pytest.fixture
+def staff(client, django_user_model):
+    def login(*codenames):
+        user = django_user_model.objects.create_user(f"staff-{'-'.join(codenames) or 'none'}", is_staff=True)
+        user.user_permissions.set(Permission.objects.filter(content_type__app_label="tasks_app",
+                                                            codename__in=codenames))
+        client.force_login(user)
+        return client
+    return login
+
+
+@pytest.fixture
+def operator(staff):
+    return staff("view_jobrun", "view_job")
+
+
+def section(html: str, element_id: str) -> str:
+    match = re.search(rf'<div class="module" id="{element_id}">(.*?)</div>', html, re.S)
+    assert match, f"no #{element_id} on the page"
+    return match.group(1)
+
+
+def svg(html: str, chart_id: str) -> ET.Element:
+    match = re.search(rf'<svg [^>]*id="{chart_id}".*?</svg>', html, re.S)
+    assert match, f"no #{chart_id} chart on the page"
+    return ET.fromstring(match.group(0))
+
+
+def bars(chart: ET.Element) -> list[ET.Element]:
+    return chart.findall(f"{SVG}rect")
+
+
+# -- who sees it -----------------------------------------------------------------------------
+def test_shown_to_staff_who_may_view_runs(operator):
+    html = operator.get(INDEX).content.decode()
+    assert 'id="taskhub-dashboard"' in html
+    assert 'id="content-main"' in html  # the stock app list is still there
+
+
+def test_not_shown_without_view_jobrun(staff, django_assert_max_num_queries):
+    client = staff("view_job")
+    with django_assert_max_num_queries(6):  # no dashboard query runs for them
+        response = client.get(INDEX)
+    assert response.status_code == 200
+    assert "taskhub-dashboard" not in response.content.decode()
+    assert "taskhub_dashboard" not in response.context
+
+
+def test_job_names_are_links_only_for_users_who_may_view_jobs(staff, make_job):
+    job = make_job()
+    make_run(job, status="failed", error="ValueError: boom")
+    html = section(staff("view_jobrun").get(INDEX).content.decode(), "taskhub-failing")
+    assert job.name in html
+    assert reverse("admin:tasks_app_job_change", args=[job.pk]) not in html
+
+
+# -- runs of the last 24 hours ---------------------------------------------------------------
+def test_counts_by_status_of_the_last_24_hours(operator, make_job):
+    job = make_job()
+    for status, n in {"succeeded": 3, "failed": 2, "queued": 1, "skipped": 1}.items():
+        for _ in range(n):
+            make_run(job, status=status)
+    make_run(job, ago=dt.timedelta(hours=30), status="failed")  # outside the window
+    html = operator.get(INDEX).content.decode()
+    counts = dict(re.findall(r'<li data-status="(\w+)">.*?<span class="taskhub-count">(\d+)</span>', html))
+    assert counts == {"queued": "1", "running": "0", "succeeded": "3", "failed": "2", "timed_out": "0",
+                      "cancelled": "0", "skipped": "1"}
+    assert "Runs, last 24 hours (7)" in html
+
+
+def test_failing_job_with_its_last_error_line_and_since_when(operator, make_job):
+    failing, recovered = make_job(name="nightly-export"), make_job(name="recovered-job")
+    make_run(failing, ago=dt.timedelta(hours=5), status="succeeded")
+    first = make_run(failing, ago=dt.timedelta(hours=3), status="failed",
+                     error="Traceback (most recent call last):\n  ...\nValueError: first failure")
+    make_run(failing, ago=dt.timedelta(hours=2), status="timed_out",
+             error="Traceback (most recent call last):\n  File x\nTimeoutError: took longer than 30 s")
+    make_run(failing, ago=dt.timedelta(minutes=5), status="running")  # not finished: does not count
+    make_run(recovered, ago=dt.timedelta(hours=2), status="failed", error="KeyError: 'x'")
+    make_run(recovered, ago=dt.timedelta(hours=1), status="succeeded")
+
+    html = section(operator.get(INDEX).content.decode(), "taskhub-failing")
+    assert "nightly-export" in html and "recovered-job" not in html
+    assert "TimeoutError: took longer than 30 s" in html
+    assert "Traceback" not in html and "first failure" not in html
+    assert f"{first.finished_at.astimezone(dt.UTC):%Y-%m-%d %H:%M}" in html  # failing since the first of the streak
+    assert "Timed out" in html
+
+
+def test_slowest_job_by_p95_duration(operator, make_job):
+    slow, fast = make_job(name="slow-report"), make_job(name="fast-ping")
+    for seconds in range(1, 101):
+        make_run(slow, duration_seconds=float(seconds))
+        make_run(fast, duration_seconds=0.5)
+    make_run(fast, ago=dt.timedelta(hours=30), duration_seconds=5000.0)  # outside the window
+
+    rows = dashboard.slowest_jobs(timezone.now())
+    assert [row["job__name"] for row in rows] == ["slow-report", "fast-ping"]
+    assert rows[0]["p95"] == pytest.approx(95.05) and rows[0]["runs"] == 100
+    html = section(operator.get(INDEX).content.decode(), "taskhub-slowest")
+    assert html.index("slow-report") < html.index("fast-ping")
+    assert "1 min 35 s" in html
+
+
+def test_python_percentile_matches_percentile_cont():
+    assert dashboard.percentile([float(n) for n in range(1, 101)], 0.95) == pytest.approx(95.05)
+    assert dashboard.percentile([3.0], 0.95) == 3.0
+    assert dashboard.percentile([], 0.95) is None
+
+
+def test_oldest_queued_run(operator, make_job):
+    job = make_job(name="backlogged")
+    oldest = make_run(job, ago=dt.timedelta(hours=3), status="queued")
+    newer = make_run(job, ago=dt.timedelta(minutes=10), status="queued")
+    html = section(operator.get(INDEX).content.decode(), "taskhub-queued")
+    assert f"#{oldest.pk}" in html and f"#{newer.pk}" not in html
+    assert "backlogged" in html and "waiting 3 h 0 min" in html
+
+
+# -- charts ----------------------------------------------------------------------------------
+def test_timeline_has_one_bar_per_hour_and_status_with_heights_by_count(operator, make_job):
+    job = make_job()
+    for status, n in {"succeeded": 4, "failed": 2}.items():
+        for _ in range(n):
+            make_run(job, ago=dt.timedelta(hours=2, minutes=1), status=status)
+    for _ in range(1):
+        make_run(job, ago=dt.timedelta(hours=6), status="timed_out")
+    for _ in range(8):
+        make_run(job, ago=dt.timedelta(hours=10), status="succeeded")
+
+    chart = svg(operator.get(INDEX).content.decode(), "taskhub-timeline")
+    assert chart.get("role") == "img" and chart.find(f"{SVG}title").text.startswith("Runs per hour")
+    rects = bars(chart)
+    assert sorted((r.get("data-status"), int(r.get("data-count"))) for r in rects) == [
+        ("failed", 2), ("succeeded", 4), ("succeeded", 8), ("timed_out", 1)]
+    per_run = {round(float(r.get("height")) / int(r.get("data-count")), 1) for r in rects}
+    assert len(per_run) == 1  # heights proportional to counts
+    assert all(r.find(f"{SVG}title").text for r in rects)  # every bar names its status in words
+
+
+def test_timeline_has_a_text_equivalent(operator, make_job):
+    make_run(make_job(), status="failed")
+    html = section(operator.get(INDEX).content.decode(), "taskhub-runs")
+    assert "<details><summary>Runs per hour as a table</summary>" in html
+    assert '<ul class="taskhub-legend">' in html and "Failed</li>" in html
+
+
+def test_job_page_charts_at_most_the_last_50_runs(operator, make_job):
+    job = make_job()
+    runs = [make_run(job, ago=dt.timedelta(minutes=70 - i), duration_seconds=float(i % 7 + 1),
+                     status="failed" if i % 5 == 0 else "succeeded") for i in range(60)]
+    html = operator.get(reverse("admin:tasks_app_job_change", args=[job.pk])).content.decode()
+    chart = svg(html, "taskhub-history")
+    rects = bars(chart)
+    assert len(rects) == 50
+    assert [int(r.get("data-run")) for r in rects] == [run.pk for run in runs[10:]]  # the last 50, oldest first
+    assert {r.get("data-status") for r in rects} == {"failed", "succeeded"}
+    tallest = max(rects, key=lambda r: float(r.get("height")))
+    assert float(tallest.get("data-duration")) == 7.0
+    assert "<details><summary>Runs as a table</summary>" in html
+
+
+def test_job_page_chart_needs_view_jobrun(staff, make_job):
+    job = make_job()
+    make_run(job)
+    html = staff("view_job").get(reverse("admin:tasks_app_job_change", args=[job.pk])).content.decode()
+    assert "taskhub-history" not in html
+
+
+# -- engines ---------------------------------------------------------------------------------
+def test_scheduler_heartbeats(operator):
+    now = timezone.now()
+    SchedulerHeartbeat.objects.create(scheduler="beat", leader="host-a:101", started_at=now, beat_at=now)
+    SchedulerHeartbeat.objects.create(scheduler="apscheduler", leader="host-b:202", started_at=now,
+                                      beat_at=now - dt.timedelta(minutes=10))
+    html = section(operator.get(INDEX).content.decode(), "taskhub-engines")
+    beat = re.search(r'data-engine="beat" data-ok="(\w+)">(.*?)</tr>', html, re.S)
+    aps = re.search(r'data-engine="apscheduler" data-ok="(\w+)">(.*?)</tr>', html, re.S)
+    assert beat.group(1) == "up" and "host-a:101" in beat.group(2)
+    assert aps.group(1) == "down" and "host-b:202" in aps.group(2)
+
+
+def test_a_dead_broker_still_renders_promptly(operator):
+    with override_settings(CELERY_BROKER_URL="redis://127.0.0.1:1/0"):
+        started = time.monotonic()
+        response = operator.get(INDEX)
+        elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert elapsed < 2.5
+    html = section(response.content.decode(), "taskhub-engines")
+    assert 'data-engine="broker" data-ok="down"' in html
+    assert 'data-engine="workers" data-ok="down"' in html
+    assert 'data-engine="database" data-ok="up"' in html
+
+
+# -- cost ------------------------------------------------------------------------------------
+def test_queries_do_not_grow_with_runs(operator, make_job, django_assert_max_num_queries):
+    job = make_job()
+    make_run(job, status="failed", error="ValueError: x")
+    make_run(job, status="queued")
+    with CaptureQueriesContext(connection) as few:
+        operator.get(INDEX)
+
+    for _ in range(20):
+        other = make_job()
+        for i in range(10):
+            make_run(other, ago=dt.timedelta(hours=i), status=("failed", "succeeded", "queued")[i % 3],
+                     duration_seconds=float(i + 1), error="RuntimeError: no")
+    with django_assert_max_num_queries(len(few)):
+        operator.get(INDEX)
+    assert len(few) <= 12
