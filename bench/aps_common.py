@@ -16,12 +16,9 @@ What it is not: a harness for timed asserts. The scripts print figures.
 """
 
 import datetime as dt
-import fcntl
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -37,35 +34,15 @@ PEER_READY_LINE = "Scheduler started"
 class ApsBench(common.Bench):
     """One run: the benchmark lock, its ``taskhub_apsbench_*`` databases, its processes and logs."""
 
-    def __enter__(self) -> "ApsBench":
-        self._lock = open(common.LOCK_PATH, "a+")
-        _wait_for_lock(self._lock)
-        try:
-            create_databases(self.databases, self.log_dir)
-        except BaseException:
-            self._unlock()
-            raise
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-        return self
+    lock_wait = LOCK_WAIT
+    lock_reason = ""
 
-    def __exit__(self, *exc_info):
-        try:
-            self.stop_all()
-            _close_django_connections()
-            drop_databases(self.databases)
-        finally:
-            self._unlock()
-        sys.stdout.flush()
-        if self.keep_logs or exc_info[0] is not None:
-            sys.stderr.write(f"logs: {self.log_dir}\n")
-        else:
-            for path in self.log_dir.iterdir():
-                path.unlink()
-            self.log_dir.rmdir()
+    def prepare(self) -> None:
+        """No Redis: neither scheduler uses it. Fresh copies of ``TEMPLATE_DB``, migrated first."""
+        common.create_databases(self.databases, self.log_dir, prefix=PREFIX, template=TEMPLATE_DB)
 
-    def _unlock(self) -> None:
-        fcntl.flock(self._lock, fcntl.LOCK_UN)
-        self._lock.close()
+    def clean_up(self) -> None:
+        common.drop_databases(self.databases, prefix=PREFIX)
 
     def runapscheduler(self, label: str, database: str) -> subprocess.Popen:
         """taskhub's APScheduler engine process, as deployed (``manage.py runapscheduler``)."""
@@ -75,77 +52,6 @@ class ApsBench(common.Bench):
         """The stock django-apscheduler scheduler (``bench/aps_peer.py``) on ``database``."""
         env = common.process_env(database, common.REDIS_PEER, BENCH_APS_STAMPS=str(stamps))
         return self.start(label, ["bench/aps_peer.py", *args], env)
-
-
-def _wait_for_lock(handle) -> None:
-    deadline = time.monotonic() + LOCK_WAIT
-    told = False
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                handle.close()
-                raise common.BenchError(f"another benchmark held {common.LOCK_PATH} for {LOCK_WAIT:g} s; "
-                                        "run them one at a time (or set BENCH_LOCK_WAIT)") from None
-            if not told:
-                sys.stderr.write(f"waiting for another benchmark to release {common.LOCK_PATH}\n")
-                told = True
-            time.sleep(0.5)
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def _close_django_connections() -> None:
-    if "django" in sys.modules:
-        from django.db import connections
-
-        connections.close_all()
-
-
-# -- databases ---------------------------------------------------------------------------------
-def _admin_connection():
-    import psycopg
-
-    try:
-        return psycopg.connect(f"{common.PG_SERVER}/postgres", autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        message = str(exc).strip().splitlines()[0]
-        raise common.BenchError(f"Postgres is not reachable at {common.PG_SERVER}: {message}") from None
-
-
-def _check_name(name: str) -> None:
-    if not name.startswith(PREFIX):
-        raise common.BenchError(f"refusing to touch database {name!r}: these benchmarks' databases start with {PREFIX}")
-
-
-def create_databases(names: list[str], log_dir: Path) -> None:
-    """Fresh, migrated ``names``: copies of a template that ``manage.py migrate`` keeps current."""
-    for name in (*names, TEMPLATE_DB):
-        _check_name(name)
-    with _admin_connection() as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [TEMPLATE_DB]).fetchone():
-            conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
-    env = common.process_env(TEMPLATE_DB, common.REDIS_TASKHUB, TASKHUB_LOG_LEVEL="WARNING")
-    done = subprocess.run([common.PYTHON, "manage.py", "migrate", "--noinput"], cwd=common.ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
-    if done.returncode:
-        (log_dir / "migrate.log").write_text(done.stdout + done.stderr)
-        raise common.BenchError(f"migrate into {TEMPLATE_DB} failed (exit {done.returncode}); see {log_dir}")
-    with _admin_connection() as conn:
-        for name in names:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
-
-
-def drop_databases(names: list[str]) -> None:
-    with _admin_connection() as conn:
-        for name in names:
-            _check_name(name)
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # -- logs --------------------------------------------------------------------------------------

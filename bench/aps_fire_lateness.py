@@ -113,7 +113,7 @@ def _sleep_until(bench, when: float) -> None:
 def _report(jobs: int, seconds: int, taskhub: dict, stock: dict) -> str:
     rows, p = [], {}
     for label, side in [("taskhub runapscheduler", taskhub), ("stock django-apscheduler", stock)]:
-        late = [(started - tick) * 1000 for tick, started in side["starts"]]
+        late = common.lateness_ms(side["starts"])
         p[label] = [common.percentile(late, q) for q in (50, 95, 99)]
         rows.append([label, jobs * seconds, len(late), side["dropped"], *p[label], max(late, default=math.nan),
                      side["cpu"] * 100])

@@ -34,6 +34,7 @@ from pathlib import Path
 from bench.figures import (  # noqa: F401  (re-exported: the scripts use common.*)
     cpu_seconds,
     fmt,
+    lateness_ms,
     machine_note,
     peak_rss_mb,
     percentile,
@@ -170,25 +171,26 @@ def _migrate(name: str, log_dir: Path) -> None:
         raise BenchError(f"migrate into {name} failed (exit {done.returncode}); see {log_dir}")
 
 
-def create_databases(names: list[str], log_dir: Path) -> None:
-    """Fresh, migrated ``names`` (copies of a template migrated once per run)."""
-    for name in (*names, TEMPLATE_DB):
-        if not name.startswith("taskhub_bench"):
-            raise BenchError(f"refusing to touch database {name!r}: benchmark databases start with taskhub_bench")
+def create_databases(names: list[str], log_dir: Path, prefix: str = "taskhub_bench",
+                     template: str = TEMPLATE_DB) -> None:
+    """Fresh, migrated ``names`` (copies of ``template``, migrated once per run); all start with ``prefix``."""
+    for name in (*names, template):
+        if not name.startswith(prefix):
+            raise BenchError(f"refusing to touch database {name!r}: these benchmarks' databases start with {prefix}")
     with _admin_connection() as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [TEMPLATE_DB]).fetchone():
-            conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
-    _migrate(TEMPLATE_DB, log_dir)  # a no-op when already up to date; picks up new migrations
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [template]).fetchone():
+            conn.execute(f'CREATE DATABASE "{template}"')
+    _migrate(template, log_dir)  # a no-op when already up to date; picks up new migrations
     with _admin_connection() as conn:
         for name in names:
             _drop(conn, name)
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
 
 
-def drop_databases(names: list[str]) -> None:
+def drop_databases(names: list[str], prefix: str = "taskhub_bench") -> None:
     with _admin_connection() as conn:
         for name in names:
-            if name.startswith("taskhub_bench"):
+            if name.startswith(prefix):
                 _drop(conn, name)
 
 
@@ -210,7 +212,14 @@ def broker_backlog(client, queue: str = "default") -> int:
 
 # -- processes ---------------------------------------------------------------------------------
 class Bench:
-    """One benchmark run: the lock, its databases, its processes, its log directory."""
+    """One benchmark run: the lock, its databases, its processes, its log directory.
+
+    A subclass with other services or databases overrides ``prepare`` and ``clean_up``
+    (and ``lock_wait`` / ``lock_reason`` for how long it waits for the lock and why).
+    """
+
+    lock_wait = LOCK_WAIT
+    lock_reason = " (they share Redis DBs 12-13)"
 
     def __init__(self, name: str, databases: list[str], keep_logs: bool = False):
         self.name = name
@@ -223,14 +232,12 @@ class Bench:
     def __enter__(self) -> "Bench":
         self._lock = open(LOCK_PATH, "a+")
         try:
-            _wait_for_lock(self._lock)
+            _wait_for_lock(self._lock, self.lock_wait, self.lock_reason)
         except BaseException:
             self.log_dir.rmdir()
             raise
         try:
-            check_redis(REDIS_TASKHUB, REDIS_PEER)
-            create_databases(self.databases, self.log_dir)
-            flush_redis(REDIS_TASKHUB, REDIS_PEER)
+            self.prepare()
         except BaseException:
             self._unlock()
             if not any(self.log_dir.iterdir()):  # a failed migrate left its output there
@@ -243,8 +250,7 @@ class Bench:
         try:
             self.stop_all()
             _close_django_connections()
-            drop_databases(self.databases)
-            flush_redis(REDIS_TASKHUB, REDIS_PEER)
+            self.clean_up()
         finally:
             self._unlock()
         sys.stdout.flush()
@@ -252,6 +258,17 @@ class Bench:
             sys.stderr.write(f"logs: {self.log_dir}\n")
         else:
             _remove_logs(self.log_dir)
+
+    def prepare(self) -> None:
+        """Before the run, with the lock held: the services checked, the databases fresh."""
+        check_redis(REDIS_TASKHUB, REDIS_PEER)
+        create_databases(self.databases, self.log_dir)
+        flush_redis(REDIS_TASKHUB, REDIS_PEER)
+
+    def clean_up(self) -> None:
+        """After the run, its processes stopped: what ``prepare`` made, gone."""
+        drop_databases(self.databases)
+        flush_redis(REDIS_TASKHUB, REDIS_PEER)
 
     def _unlock(self) -> None:
         fcntl.flock(self._lock, fcntl.LOCK_UN)
@@ -311,9 +328,9 @@ class Bench:
                 raise BenchError(f"{proc.label} exited early with {proc.returncode}; see {proc.log_path}")
 
 
-def _wait_for_lock(handle) -> None:
-    """Take the machine-wide benchmark lock, waiting (bounded) while another benchmark holds it."""
-    deadline = time.monotonic() + LOCK_WAIT
+def _wait_for_lock(handle, wait: float = LOCK_WAIT, reason: str = "") -> None:
+    """Take the machine-wide benchmark lock, waiting (at most ``wait`` s) while another benchmark holds it."""
+    deadline = time.monotonic() + wait
     told = False
     while True:
         try:
@@ -322,8 +339,8 @@ def _wait_for_lock(handle) -> None:
         except BlockingIOError:
             if time.monotonic() > deadline:
                 handle.close()
-                raise BenchError(f"another benchmark held {LOCK_PATH} for {LOCK_WAIT:g} s (they share Redis DBs "
-                                 "12-13); run them one at a time (or set BENCH_LOCK_WAIT)") from None
+                raise BenchError(f"another benchmark held {LOCK_PATH} for {wait:g} s{reason}; "
+                                 "run them one at a time (or set BENCH_LOCK_WAIT)") from None
             if not told:
                 sys.stderr.write(f"waiting for another benchmark to release {LOCK_PATH}\n")
                 told = True

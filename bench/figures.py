@@ -40,6 +40,11 @@ def percentile(values, p: float) -> float:
     return ordered[rank - 1]
 
 
+def lateness_ms(fires) -> list[float]:
+    """Tick to start in ms for each ``(tick, start)`` in epoch seconds; a NaN start (not seen) is left out."""
+    return [(start - tick) * 1000 for tick, start in fires if start == start]
+
+
 def ratio(a: float, b: float) -> float:
     return a / b if b and not math.isnan(b) and not math.isnan(a) else math.nan
 

@@ -186,7 +186,7 @@ def _report(jobs: int, seconds: int, taskhub: dict, stock: dict) -> str:
 
 
 def _lateness(fires_by_job: dict) -> list[float]:
-    return [(t - tick) * 1000 for fires in fires_by_job.values() for tick, t in fires if t == t]  # NaN: not seen
+    return common.lateness_ms(fire for fires in fires_by_job.values() for fire in fires)
 
 
 if __name__ == "__main__":

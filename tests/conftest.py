@@ -5,6 +5,9 @@ from django.test import override_settings
 import tests.handlers_for_tests  # noqa: F401  (registers the test handlers)
 from tests.factories import job_factory
 
+# Its asserts run inside the bench smoke tests: pytest explains them as it does a test's own.
+pytest.register_assert_rewrite("tests.bench_smoke")
+
 
 @pytest.fixture
 def make_job():

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,3 +34,17 @@ def manage(*args: str, env: dict[str, str], input: str | None = None, timeout: f
 def python(code: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     """Run ``code`` after ``django.setup()`` with the given environment."""
     return run([sys.executable, "-c", "import django; django.setup()\n" + code], env=env, timeout=timeout)
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
+    """Call ``predicate`` every ``interval`` s until it returns something truthy.
+
+    That value; None when ``timeout`` s pass first.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return None

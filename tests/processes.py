@@ -5,16 +5,17 @@ their data: ``django_db(transaction=True)``) and a flushed Redis database, and i
 by its PID when the test ends.
 """
 
+import functools
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import redis
 from django.db import connection
 
+from tests import helpers
 from tests.helpers import ROOT, clean_env
 from tests.services import REDIS_URL, require
 
@@ -76,11 +77,5 @@ def processes(tmp_path):
     procs.stop_all()
 
 
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return None
+# The engine processes take longer to get going than an in-process call: a longer default wait.
+wait_for = functools.partial(helpers.wait_for, timeout=20.0, interval=0.1)

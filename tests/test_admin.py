@@ -2,7 +2,6 @@
 
 import datetime as dt
 import itertools
-import time
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -15,6 +14,7 @@ from django.utils.html import escape
 from tasks_app.describe import describe_schedule
 from tasks_app.models import Job, JobRun
 from tasks_app.registry import registry
+from tests.helpers import wait_for
 
 JOBS = reverse("admin:tasks_app_job_changelist")
 RUNS = reverse("admin:tasks_app_jobrun_changelist")
@@ -74,14 +74,6 @@ def act(client, changelist, action, *objs, **extra):
     data = {"action": action, "_selected_action": [obj.pk for obj in objs], **extra}
     return client.post(changelist, data, follow=True)
 
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def form_data(**overrides):

@@ -19,6 +19,7 @@ from django.utils import timezone
 from tasks_app.api import signing
 from tasks_app.api.models import ApiClient, ApiNonce
 from tasks_app.models import JobRun
+from tests.helpers import wait_for
 from tests.services import POSTGRES_URL, require
 
 CLIENTS = reverse("admin:tasks_app_apiclient_changelist")
@@ -51,14 +52,6 @@ def error_of(response, status):
     assert response["Content-Type"] == "application/json" and b"\n" not in response.content
     return response.json()["error"]
 
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def finished(run_id):

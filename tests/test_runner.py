@@ -11,19 +11,12 @@ from django.utils import timezone
 from tasks_app import runner
 from tasks_app.models import JobRun
 from tests.handlers_for_tests import release
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SLOT = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
 
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_success_is_recorded_with_result_duration_and_worker(make_job):
