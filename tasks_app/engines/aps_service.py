@@ -28,6 +28,7 @@ log = logging.getLogger("tasks_app.apscheduler")
 
 
 class SchedulerService:
+    heartbeat_every = 2.0
     def __init__(self, manager, stop: threading.Event, poll: float = 0.5):
         self.manager, self.stop, self.poll = manager, stop, poll
         self.lock = leader_lock("apscheduler")
@@ -65,7 +66,7 @@ class SchedulerService:
                 now = time.monotonic()
                 if now >= next_beat:
                     heartbeat.beat("apscheduler", worker_id(), self.started_at, jobs=self.manager.job_count())
-                    next_beat = now + 2.0
+                    next_beat = now + self.heartbeat_every
                 if now >= next_check:
                     if not self.lock.still_held():
                         raise DatabaseError("lost the leader lock")
@@ -93,7 +94,7 @@ class SchedulerService:
 
     def _apply_changes(self) -> None:
         if self.listener is not None:
-            notices = self.listener.wait(self.poll)
+            notices = self.listener.wait(self.heartbeat_every)  # LISTEN wakes it on a change
             for run_id in notices.runs:
                 self.manager.run_queued(run_id)
             changed = notices.jobs
