@@ -141,7 +141,7 @@ def ping_workers() -> dict:
 
 def engines(now: dt.datetime) -> dict[str, dict]:
     """Schedulers, workers, broker and database; answers within about ``WORKERS_DEADLINE`` whatever is down."""
-    workers = health._pool().submit(health._timed, ping_workers)
+    workers = health.submit(ping_workers)
     checks = health.report(["database", "broker"])["checks"]
     try:
         checks["workers"] = workers.result(timeout=WORKERS_DEADLINE)
