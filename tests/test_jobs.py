@@ -153,3 +153,19 @@ def test_retention_deletes_old_finished_runs_in_batches(make_job):
     assert list(DjangoJobExecution.objects.values_list("pk", flat=True)) == [recent_execution.pk]
     assert set(JobRun.objects.values_list("status", flat=True)) == {"running", "failed"}
     assert JobRun.objects.filter(pk=recent.pk).exists()
+
+
+def test_without_listen_the_watcher_finds_changed_and_deleted_jobs_from_the_marker(make_job, monkeypatch):
+    from tasks_app.engines import listener
+
+    monkeypatch.setattr(listener.ChangeListener, "open", classmethod(lambda cls, using="default": None))
+    kept, edited, deleted = make_job(), make_job(), make_job()
+    watcher = listener.ChangeWatcher(sleep=lambda seconds: None)
+    known = lambda: {kept.pk, edited.pk, deleted.pk}  # noqa: E731
+    assert watcher.wait(0.01, known).jobs == set()  # nothing changed: the marker says so
+    watcher.seen_update = timezone.now()
+    Job.objects.filter(pk=edited.pk).pause()
+    deleted_id = deleted.pk
+    Job.objects.filter(pk=deleted_id).delete()
+    assert watcher.wait(0.01, known).jobs == {edited.pk, deleted_id}
+    assert watcher.wait(0.01, known).jobs == set()

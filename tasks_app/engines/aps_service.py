@@ -16,12 +16,12 @@ import time
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
-from tasks_app import changes, conf, heartbeat
+from tasks_app import conf, heartbeat
 from tasks_app.engines import get_engine
 from tasks_app.engines.apscheduler import ENGINE
-from tasks_app.engines.listener import ChangeListener
+from tasks_app.engines.listener import ChangeWatcher
 from tasks_app.leader import leader_lock
-from tasks_app.models import Job, JobRun, RunStatus
+from tasks_app.models import JobRun, RunStatus
 from tasks_app.runner import request_cancel, worker_id
 
 log = logging.getLogger("tasks_app.apscheduler")
@@ -33,9 +33,7 @@ class SchedulerService:
         self.manager, self.stop, self.poll = manager, stop, poll
         self.lock = leader_lock("apscheduler")
         self.started_at = timezone.now()
-        self.listener = None
-        self.version = None
-        self.seen_update = None
+        self.watcher: ChangeWatcher | None = None
         self.queued_seen: set[int] = set()
 
     def serve(self, grace: float = 30.0) -> None:
@@ -81,9 +79,7 @@ class SchedulerService:
             self.stop.wait(1.0)
 
     def _take_over(self) -> None:
-        self.version = changes.version()
-        self.seen_update = timezone.now()
-        self.listener = self.listener or ChangeListener.open()
+        self.watcher = self.watcher or ChangeWatcher(sleep=self.stop.wait)
         if not self.manager.running:
             self.manager.start(paused=True)
         count = self.manager.reconcile()
@@ -93,20 +89,12 @@ class SchedulerService:
         log.info("apscheduler is leader", extra={"engine": ENGINE, "leader": worker_id(), "jobs": count})
 
     def _apply_changes(self) -> None:
-        if self.listener is not None:
-            notices = self.listener.wait(self.heartbeat_every)  # LISTEN wakes it on a change
-            for run_id in notices.runs:
-                self.manager.run_queued(run_id)
-            changed = notices.jobs
-        else:
-            self.stop.wait(self.poll)
-            version = changes.version()
-            changed = set() if version == self.version else None
-            self.version = version
-        if changed is None:
-            changed = set(Job.objects.filter(updated_at__gte=self.seen_update).values_list("pk", flat=True))
-            changed |= self.manager.stored_job_ids() - set(Job.objects.values_list("pk", flat=True))
-            self.seen_update = timezone.now() - dt.timedelta(seconds=1)
+        # LISTEN wakes it on a change, so it may wait up to the heartbeat; polling waits `poll`.
+        timeout = self.heartbeat_every if self.watcher.listener else self.poll
+        notices = self.watcher.wait(timeout, known=self.manager.stored_job_ids)
+        for run_id in notices.runs:
+            self.manager.run_queued(run_id)
+        changed = notices.jobs
         if changed:
             self.manager.reload(changed)
             log.info("apscheduler applied job changes", extra={"engine": ENGINE, "jobs": sorted(changed)})
@@ -124,8 +112,8 @@ class SchedulerService:
 
     def _drain(self, grace: float) -> None:
         """Stop firing, let in-flight runs finish for up to ``grace`` seconds, then cancel the rest."""
-        if self.listener is not None:
-            self.listener.close()
+        if self.watcher is not None:
+            self.watcher.close()
         if self.manager.running:
             self.manager.scheduler.pause()
             stopper = threading.Thread(target=self.manager.shutdown, kwargs={"wait": True}, daemon=True)

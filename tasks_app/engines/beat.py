@@ -26,9 +26,9 @@ from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 
-from tasks_app import changes, conf, heartbeat, misfire
+from tasks_app import conf, heartbeat, misfire
 from tasks_app.engines.celery import TASK, message_kwargs, message_options
-from tasks_app.engines.listener import ChangeListener
+from tasks_app.engines.listener import ChangeWatcher
 from tasks_app.leader import leader_lock
 from tasks_app.models import Job, JobRun, RunStatus
 from tasks_app.runner import worker_id
@@ -49,7 +49,7 @@ class TaskhubScheduler(DatabaseScheduler):
         self.heap: list[tuple[dt.datetime, int, int]] = []  # (fire time, job id, generation)
         self.generation: dict[int, int] = {}
         self.lock = leader_lock("beat")
-        self.listener: ChangeListener | None = None
+        self.watcher: ChangeWatcher | None = None
         self.leading_since = None
         self.started_at = timezone.now()
         self._next_beat = self._next_reap = self._next_lock_check = 0.0
@@ -98,14 +98,14 @@ class TaskhubScheduler(DatabaseScheduler):
             return False
         self.leading_since = timezone.now()
         log.info("beat is leader", extra={"engine": ENGINE, "leader": worker_id()})
-        self.listener = ChangeListener.open()
+        self.watcher = ChangeWatcher(sleep=time.sleep)
         self._load_all()
         return True
 
     def _step_down(self) -> None:
-        if self.listener is not None:
-            self.listener.close()
-        self.listener, self.leading_since = None, None
+        if self.watcher is not None:
+            self.watcher.close()
+        self.watcher, self.leading_since = None, None
         self.jobs.clear(), self.heap.clear(), self.fired.clear()
         self.lock.release()
 
@@ -113,30 +113,17 @@ class TaskhubScheduler(DatabaseScheduler):
         """Sleep until the next fire or a change, whichever comes first; 0 = tick again now."""
         now = timezone.now()
         # LISTEN wakes us on a change, so only the heartbeat bounds the wait; polling needs max_interval.
-        longest = self.heartbeat_every if self.listener else self.max_interval
+        longest = self.heartbeat_every if self.watcher.listener else self.max_interval
         until_next = (self.heap[0][0] - now).total_seconds() if self.heap else longest
-        timeout = max(0.0, min(until_next, longest))
-        changed = self.listener.wait(timeout).jobs if self.listener else self._poll_marker(timeout)
-        if changed is None:
-            self._reload_all_changed()
-        elif changed:
+        changed = self.watcher.wait(max(0.0, min(until_next, longest)), known=lambda: self.jobs).jobs
+        if changed:
             self._reload(changed)
         return 0
-
-    def _poll_marker(self, timeout: float):
-        time.sleep(timeout)
-        version = changes.version()
-        if version != self._version:
-            self._version = version
-            return None  # changed, ids unknown
-        return set()
 
     # -- loading jobs --------------------------------------------------------------------
     def _load_all(self) -> None:
         started = time.monotonic()
-        self._version = changes.version()
         jobs = list(Job.objects.filter(engine=ENGINE, enabled=True))
-        self._seen_update = max((j.updated_at for j in jobs), default=timezone.now())
         last = misfire.last_slots([j.pk for j in jobs])
         now = timezone.now()
         for job in jobs:
@@ -170,13 +157,6 @@ class TaskhubScheduler(DatabaseScheduler):
                 self.fired[job_id] = max(self.fired.get(job_id, recent), recent)
                 self._push(job)
         log.info("beat reloaded jobs", extra={"engine": ENGINE, "jobs": sorted(job_ids)})
-
-    def _reload_all_changed(self) -> None:
-        """Without NOTIFY: reload the jobs updated since we last looked, and drop deleted ones."""
-        changed = set(Job.objects.filter(updated_at__gte=self._seen_update).values_list("pk", flat=True))
-        live = set(Job.objects.filter(engine=ENGINE, enabled=True).values_list("pk", flat=True))
-        self._seen_update = timezone.now() - dt.timedelta(seconds=1)
-        self._reload(changed | (set(self.jobs) - live) | (live - set(self.jobs)))
 
     def _forget(self, job_id) -> None:
         self.jobs.pop(job_id, None)

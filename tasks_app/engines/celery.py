@@ -14,8 +14,6 @@ Limits: the projection is for visibility and tooling; the stock ``DatabaseSchedu
 reading these rows would not apply taskhub's slots, leader lock or misfire policy.
 """
 
-import json
-
 from celery import current_app
 from django.db import transaction
 
@@ -66,6 +64,3 @@ class CeleryEngine(Engine):
         except Exception:  # an unreachable broker means no worker will run it
             return False
 
-
-def describe_message(job) -> str:
-    return json.dumps({"task": TASK, "kwargs": {"job_id": job.pk}, **message_options(job)})

@@ -8,12 +8,14 @@ and the caller must look at everything changed since its last look) and the ids 
 queued for immediate delivery (``taskhub_runs``).
 """
 
+import datetime as dt
 import json
 import logging
 from dataclasses import dataclass, field
 
 import psycopg
 from django.db import connections
+from django.utils import timezone
 
 from tasks_app.changes import CHANNEL as JOBS_CHANNEL
 
@@ -93,3 +95,50 @@ class ChangeListener:
             self.conn.close()
         except psycopg.Error:
             pass
+
+
+class ChangeWatcher:
+    """Which jobs changed since the last look: from LISTEN when it can, else from the change marker.
+
+    Without a listener (SQLite, or a lost connection) it polls the one-row marker; when
+    something changed but the ids are unknown, it takes the jobs updated since its last look
+    plus the ids ``known()`` returns whose rows are gone. ``sleep`` is how the caller waits between polls.
+    """
+
+    def __init__(self, sleep):
+        from tasks_app import changes
+
+        self._sleep = sleep
+        self.listener = ChangeListener.open()
+        self.version = changes.version()
+        self.seen_update = timezone.now() - dt.timedelta(seconds=1)
+
+    def wait(self, timeout: float, known) -> Notices:
+        """``known``: a callable giving the job ids the caller holds, asked only when needed."""
+        if self.listener is not None:
+            notices = self.listener.wait(timeout)
+        else:
+            notices = Notices(jobs=self._poll(timeout))
+        if notices.jobs is None:
+            notices.jobs = self._changed_since_last_look(set(known()))
+        return notices
+
+    def _poll(self, timeout: float) -> set[int] | None:
+        from tasks_app import changes
+
+        self._sleep(timeout)
+        version = changes.version()
+        unchanged, self.version = version == self.version, version
+        return set() if unchanged else None
+
+    def _changed_since_last_look(self, known: set[int]) -> set[int]:
+        from tasks_app.models import Job
+
+        changed = set(Job.objects.filter(updated_at__gte=self.seen_update).values_list("pk", flat=True))
+        changed |= known - set(Job.objects.filter(pk__in=known).values_list("pk", flat=True))
+        self.seen_update = timezone.now() - dt.timedelta(seconds=1)
+        return changed
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
