@@ -17,7 +17,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from tasks_app import actions, admin_dashboard, admin_views
-from tasks_app.admin_display import (EMPTY, HandlerFilter, LastStatusFilter, attempts_table, duration, error_block,
+from tasks_app.admin_display import (EMPTY, LIVE, HandlerFilter, LastStatusFilter, attempts_table, duration, error_block,
                                      fire_preview, handler_label, job_link, json_block, live_progress, local_time,
                                      next_fire, progress_bar, recent_run_row, run_link, run_time, status_badge)
 from tasks_app.describe import describe_schedule
@@ -68,7 +68,7 @@ class JobAdmin(admin.ModelAdmin):
             return path(f"<path:object_id>/{name}/", wrapped, name=f"tasks_app_job_{name}")
 
         return [view(admin_views.run_now, "run"), view(admin_views.pause, "pause"),
-                view(admin_views.resume, "resume"), *super().get_urls()]
+                view(admin_views.resume, "resume"), view(admin_views.recent_runs, "runs"), *super().get_urls()]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
@@ -84,9 +84,16 @@ class JobAdmin(admin.ModelAdmin):
         return {
             "run_url": url("run") if self.has_run_job_permission(request) else None,
             "toggle_url": url("pause" if job.enabled else "resume") if can_change else None,
-            "recent_runs": [recent_run_row(run, job) for run in job.runs.order_by("-created_at")[:10]],
+            **self.recent_runs_context(job),
             "history_chart": admin_dashboard.job_history_chart(request, job),
         }
+
+    def recent_runs_context(self, job) -> dict:
+        """The job page's table of its last 10 runs, which the page refreshes while any is live."""
+        runs = list(job.runs.order_by("-created_at")[:10])
+        return {"recent_runs": [recent_run_row(run, job) for run in runs],
+                "recent_runs_url": reverse("admin:tasks_app_job_runs", args=[job.pk]),
+                "recent_runs_live": any(run.status in LIVE for run in runs)}
 
     def get_deleted_objects(self, objs, request):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)

@@ -1,4 +1,6 @@
-"""The admin's own URLs: a job's "Run now", "Pause" and "Resume" buttons, and a run's progress as JSON.
+"""The admin's own URLs: a job's "Run now", "Pause" and "Resume" buttons, and what its pages poll.
+
+The polled views are a run's progress as JSON and a job's table of recent runs as HTML.
 
 Each view is wired in ``ModelAdmin.get_urls`` through ``admin_site.admin_view`` (staff login,
 CSRF, no caching) with its ``model_admin`` bound, and checks that admin's permissions itself.
@@ -8,7 +10,7 @@ from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from tasks_app import actions
@@ -71,3 +73,15 @@ def run_progress(request, object_id, model_admin):
         raise PermissionDenied
     return JsonResponse({"status": run.status, "status_label": run.get_status_display(),
                          "progress": run.progress, "progress_message": run.progress_message})
+
+
+@require_GET
+def recent_runs(request, object_id, model_admin):
+    """The job page's table of recent runs, which the page polls to show new runs and their progress."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    job = _object(model_admin, request, object_id)
+    if not model_admin.has_view_permission(request, job):
+        raise PermissionDenied
+    context = {"original": job, **model_admin.recent_runs_context(job)}
+    return render(request, "admin/tasks_app/job/recent_runs.html", context)

@@ -355,6 +355,31 @@ def test_the_job_page_lists_its_last_10_runs_with_links_and_progress(admin_clien
     assert run_url("change", runs[-1]) in table and run_url("change", runs[1]) not in table
 
 
+@pytest.mark.django_db
+def test_the_job_page_polls_its_recent_runs_faster_while_one_is_live(admin_client, make_job):
+    job = make_job()
+    make_run(job)
+    page = admin_client.get(job_url("change", job)).text
+    assert f'id="job-recent-runs" data-url="{job_url("runs", job)}" data-live="0"' in page
+
+    running = make_run(job, status="running", progress=0.5, progress_message="half")
+    fragment = admin_client.get(job_url("runs", job))
+    assert fragment.status_code == 200 and fragment.text.lstrip().startswith('<fieldset class="module" id="job-recent')
+    assert 'data-live="1"' in fragment.text and run_url("change", running) in fragment.text
+    assert '<progress max="1" value="0.5"' in fragment.text and "<html" not in fragment.text
+
+
+@pytest.mark.django_db
+def test_the_recent_runs_fragment_needs_view_permission(client, django_user_model, make_job):
+    job = make_job()
+    staff(client, django_user_model)
+    assert client.get(job_url("runs", job)).status_code == 403
+    assert client.get(reverse("admin:tasks_app_job_runs", args=[987654])).status_code == 403
+    client.logout()
+    staff(client, django_user_model, "view_job")
+    assert client.get(job_url("runs", job)).status_code == 200
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_run_now_button_queues_a_run_and_returns_to_the_job(admin_client, make_job, in_process_engines):
     job = make_job(name="nightly-report")
