@@ -84,16 +84,16 @@ class JobAdmin(admin.ModelAdmin):
         return {
             "run_url": url("run") if self.has_run_job_permission(request) else None,
             "toggle_url": url("pause" if job.enabled else "resume") if can_change else None,
-            **self.recent_runs_context(job),
-            "history_chart": admin_dashboard.job_history_chart(request, job),
+            **self.runs_context(request, job),
         }
 
-    def recent_runs_context(self, job) -> dict:
-        """The job page's table of its last 10 runs, which the page refreshes while any is live."""
+    def runs_context(self, request, job) -> dict:
+        """The job page's run history chart and table of its last 10 runs, which the page keeps fresh."""
         runs = list(job.runs.order_by("-created_at")[:10])
         return {"recent_runs": [recent_run_row(run, job) for run in runs],
-                "recent_runs_url": reverse("admin:tasks_app_job_runs", args=[job.pk]),
-                "recent_runs_live": any(run.status in LIVE for run in runs)}
+                "history_chart": admin_dashboard.job_history_chart(request, job),
+                "runs_url": reverse("admin:tasks_app_job_runs", args=[job.pk]),
+                "runs_live": any(run.status in LIVE for run in runs)}
 
     def get_deleted_objects(self, objs, request):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)

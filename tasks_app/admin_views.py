@@ -47,9 +47,9 @@ def _set_enabled(request, object_id, model_admin, enabled: bool):
     changed = jobs.enable() if enabled else jobs.pause()
     word = "resumed" if enabled else "paused"
     if changed:
-        model_admin.message_user(request, f"{job.name} {word}.", messages.SUCCESS)
+        model_admin.message_user(request, f"“{job.name}” {word}.", messages.SUCCESS)
     else:
-        model_admin.message_user(request, f"{job.name} was already {word}.", messages.INFO)
+        model_admin.message_user(request, f"“{job.name}” was already {word}.", messages.INFO)
     return _back(model_admin, job)
 
 
@@ -77,11 +77,11 @@ def run_progress(request, object_id, model_admin):
 
 @require_GET
 def recent_runs(request, object_id, model_admin):
-    """The job page's table of recent runs, which the page polls to show new runs and their progress."""
+    """The job page's run history chart and recent runs, which the page polls to show new runs and progress."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     job = _object(model_admin, request, object_id)
     if not model_admin.has_view_permission(request, job):
         raise PermissionDenied
-    context = {"original": job, **model_admin.recent_runs_context(job)}
-    return render(request, "admin/tasks_app/job/recent_runs.html", context)
+    context = {"original": job, **model_admin.runs_context(request, job)}
+    return render(request, "admin/tasks_app/job/runs.html", context)

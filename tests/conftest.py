@@ -9,6 +9,14 @@ from tests.factories import job_factory
 pytest.register_assert_rewrite("tests.bench_smoke")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (``item.rep_call``) for fixtures that act on failure."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 @pytest.fixture
 def make_job():
     return job_factory

@@ -360,11 +360,12 @@ def test_the_job_page_polls_its_recent_runs_faster_while_one_is_live(admin_clien
     job = make_job()
     make_run(job)
     page = admin_client.get(job_url("change", job)).text
-    assert f'id="job-recent-runs" data-url="{job_url("runs", job)}" data-live="0"' in page
+    assert f'id="job-runs" data-url="{job_url("runs", job)}" data-live="0"' in page
 
     running = make_run(job, status="running", progress=0.5, progress_message="half")
     fragment = admin_client.get(job_url("runs", job))
-    assert fragment.status_code == 200 and fragment.text.lstrip().startswith('<fieldset class="module" id="job-recent')
+    assert fragment.status_code == 200 and fragment.text.lstrip().startswith('<div id="job-runs"')
+    assert 'id="taskhub-history"' in fragment.text  # the chart comes along
     assert 'data-live="1"' in fragment.text and run_url("change", running) in fragment.text
     assert '<progress max="1" value="0.5"' in fragment.text and "<html" not in fragment.text
 
@@ -398,10 +399,10 @@ def test_pause_and_resume_buttons(admin_client, make_job):
     job = make_job(name="nightly")
     assert f'action="{job_url("pause", job)}"' in admin_client.get(job_url("change", job)).text
     response = admin_client.post(job_url("pause", job), follow=True)
-    assert response.redirect_chain == [(job_url("change", job), 302)] and messages_of(response) == ["nightly paused."]
+    assert response.redirect_chain == [(job_url("change", job), 302)] and messages_of(response) == ["“nightly” paused."]
     assert not Job.objects.get(pk=job.pk).enabled
     assert f'action="{job_url("resume", job)}"' in admin_client.get(job_url("change", job)).text
-    assert messages_of(admin_client.post(job_url("resume", job), follow=True)) == ["nightly resumed."]
+    assert messages_of(admin_client.post(job_url("resume", job), follow=True)) == ["“nightly” resumed."]
     assert Job.objects.get(pk=job.pk).enabled
     assert admin_client.get(job_url("pause", job)).status_code == 405
 
