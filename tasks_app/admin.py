@@ -62,6 +62,9 @@ class JobAdmin(admin.ModelAdmin):
     def has_run_job_permission(self, request):
         return request.user.has_perm(f"{self.opts.app_label}.run_job")
 
+    def has_view_runs_permission(self, request):
+        return request.user.has_perm(f"{self.opts.app_label}.view_jobrun")
+
     def get_urls(self):
         def view(func, name):
             wrapped = self.admin_site.admin_view(partial(func, model_admin=self))
@@ -88,7 +91,9 @@ class JobAdmin(admin.ModelAdmin):
         }
 
     def runs_context(self, request, job) -> dict:
-        """The job page's run history chart and table of its last 10 runs, which the page keeps fresh."""
+        """The job page's run history chart and table of its last 10 runs, for users who may see runs."""
+        if not self.has_view_runs_permission(request):
+            return {}
         runs = list(job.runs.order_by("-created_at")[:10])
         return {"recent_runs": [recent_run_row(run, job) for run in runs],
                 "history_chart": admin_dashboard.job_history_chart(request, job),

@@ -78,7 +78,7 @@ def run_progress(request, object_id, model_admin):
 @require_GET
 def recent_runs(request, object_id, model_admin):
     """The job page's run history chart and recent runs, which the page polls to show new runs and progress."""
-    if not model_admin.has_view_permission(request):
+    if not (model_admin.has_view_permission(request) and model_admin.has_view_runs_permission(request)):
         raise PermissionDenied
     job = _object(model_admin, request, object_id)
     if not model_admin.has_view_permission(request, job):

@@ -371,13 +371,17 @@ def test_the_job_page_polls_its_recent_runs_faster_while_one_is_live(admin_clien
 
 
 @pytest.mark.django_db
-def test_the_recent_runs_fragment_needs_view_permission(client, django_user_model, make_job):
+def test_the_recent_runs_need_permission_to_view_jobs_and_runs(client, django_user_model, make_job):
     job = make_job()
     staff(client, django_user_model)
     assert client.get(job_url("runs", job)).status_code == 403
     assert client.get(reverse("admin:tasks_app_job_runs", args=[987654])).status_code == 403
     client.logout()
     staff(client, django_user_model, "view_job")
+    assert client.get(job_url("runs", job)).status_code == 403  # runs need view_jobrun too
+    assert 'id="job-runs"' not in client.get(job_url("change", job)).text
+    client.logout()
+    staff(client, django_user_model, "view_job", "view_jobrun")
     assert client.get(job_url("runs", job)).status_code == 200
 
 

@@ -199,3 +199,25 @@ def test_the_dashboard_and_a_job_page_draw_their_charts(admin_page, make_job):
     assert history.bounding_box()["width"] > 300
     assert history.locator("rect").count() == 30
     screenshot(page, "job-history-chart")
+
+
+def test_a_view_only_user_sees_jobs_but_no_buttons_and_no_dashboard(browser, live_server, make_job,
+                                                                     django_user_model):
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer", password=PASSWORD, is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_job"))
+    job = make_job(name="look-only")
+    context = browser.new_context(base_url=live_server.url)
+    page = context.new_page()
+    log_in(page, live_server.url, "viewer", PASSWORD)
+    page.wait_for_url(f"{live_server.url}/admin/")
+    expect(page.locator("#taskhub-dashboard")).to_have_count(0)  # the dashboard needs view_jobrun
+
+    page.goto(f"/admin/tasks_app/job/{job.pk}/change/")
+    expect(page.locator("#content")).to_contain_text("look-only")
+    for button in ("#job-run-now", "#job-toggle", "input[name=_save]", "a.deletelink"):
+        expect(page.locator(button)).to_have_count(0)
+    expect(page.locator("#job-runs")).to_have_count(0)  # nor its runs, without view_jobrun
+    screenshot(page, "job-page-view-only")
+    context.close()
