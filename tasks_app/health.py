@@ -108,3 +108,34 @@ def _without_password(url: str) -> str:
     if parts.password:
         parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
     return parts.geturl()
+
+
+@check("workers")
+def workers():
+    """At least one Celery worker answers a ping; the first reply ends the wait."""
+    return ping_workers(window=conf.get("HEALTH_TIMEOUT") / 2, limit=1)
+
+
+def ping_workers(window: float, limit: int | None = None) -> dict:
+    """``{"workers": [names]}``: the Celery workers that answer a ping within ``window`` seconds.
+
+    Stops after ``limit`` replies when given. Raises when the broker is down or no worker answers.
+    """
+    from django.conf import settings
+
+    from taskhub.celery import app
+
+    # polling_interval: Redis's BRPOP wait, which closing the connection sits out (1 s by default);
+    # the socket timeouts bound a broker that accepts connections and never answers.
+    options = {"polling_interval": window, "socket_connect_timeout": window / 2, "socket_timeout": window}
+    with app.connection_for_write(settings.CELERY_BROKER_URL, connect_timeout=window / 2,
+                                  transport_options=options) as broker:
+        broker.ensure_connection(max_retries=0)  # a dead broker fails now, not after kombu's retries
+        deadline, replies = time.monotonic() + window, {}
+        # A late reply to an earlier ping can land in this one's reply queue and use up ``limit``;
+        # a ping that ends early with no reply read such a one, so it asks again for the time left.
+        while not replies and (left := deadline - time.monotonic()) > 0:
+            replies = app.control.inspect(timeout=left, limit=limit, connection=broker).ping() or {}
+    if not replies:
+        raise RuntimeError(f"no worker answered a ping within {window:g} s")
+    return {"workers": sorted(replies)}

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from tasks_app import dashboard
 from tasks_app.models import JobRun, SchedulerHeartbeat
+from tests.processes import processes, wait_for  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -229,6 +230,16 @@ def test_a_dead_broker_still_renders_promptly(operator):
     assert 'data-engine="broker" data-ok="down"' in html
     assert 'data-engine="workers" data-ok="down"' in html
     assert 'data-engine="database" data-ok="up"' in html
+
+
+def test_workers_that_answer_a_ping_are_listed(operator, processes):
+    from celery.utils.nodenames import default_nodename
+
+    processes.worker(concurrency=1)
+    row = wait_for(lambda: re.search(r'data-engine="workers" data-ok="up">(.*?)</tr>',
+                                     section(operator.get(INDEX).content.decode(), "taskhub-engines"), re.S))
+    assert row, processes.output(processes.started[0])
+    assert f"1 up: {default_nodename(None)}" in row.group(1)
 
 
 # -- cost ------------------------------------------------------------------------------------

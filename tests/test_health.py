@@ -8,6 +8,7 @@ import pytest
 from django.test import override_settings
 
 from tests.helpers import clean_env, manage, python
+from tests.processes import process_env, processes, wait_for  # noqa: F401  (fixture)
 from tests.services import POSTGRES_SERVER_URL, REDIS_URL, require
 
 
@@ -71,6 +72,50 @@ def test_an_unknown_required_check_is_unhealthy(client):
         response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["checks"]["flux-capacitor"]["error"] == "no such health check"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_workers_check_names_the_worker_that_answers(client, processes):
+    from celery.utils.nodenames import default_nodename
+
+    processes.worker(concurrency=1)
+    workers = wait_for(lambda: (check := client.get("/healthz").json()["checks"]["workers"])["ok"] and check)
+    assert workers, processes.output(processes.started[0])
+    assert workers["workers"] == [default_nodename(None)] and workers["required"] is False
+    result = manage("healthcheck", "--check", "workers", env=process_env())
+    assert result.returncode == 0, result.stderr
+    assert default_nodename(None) in result.stdout
+
+
+@pytest.mark.django_db
+def test_with_no_worker_up_the_workers_check_says_so_before_the_deadline(client):
+    require(REDIS_URL, "Redis")
+    with override_settings(CELERY_BROKER_URL=REDIS_URL):
+        started = time.monotonic()
+        workers = client.get("/healthz").json()["checks"]["workers"]
+        elapsed = time.monotonic() - started
+    assert workers["ok"] is False
+    assert workers["error"] == "RuntimeError: no worker answered a ping within 0.4 s"  # its own answer, not the deadline's
+    assert elapsed < 1.0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("required, status", [(["database"], 200), (["database", "workers"], 503)])
+def test_with_no_worker_up_healthz_fails_only_when_workers_are_required(client, required, status):
+    require(REDIS_URL, "Redis")
+    with override_settings(CELERY_BROKER_URL=REDIS_URL), taskhub_settings(HEALTH_REQUIRED=required):
+        response = client.get("/healthz")
+    assert response.status_code == status
+    workers = response.json()["checks"]["workers"]
+    assert workers["ok"] is False and workers["required"] is ("workers" in required)
+
+
+@pytest.mark.django_db
+def test_a_hung_broker_fails_the_workers_check_on_its_own_socket_timeout(client, silent_server):
+    with override_settings(CELERY_BROKER_URL=f"redis://{silent_server}/0"):
+        workers = client.get("/healthz").json()["checks"]["workers"]
+    assert workers["ok"] is False
+    assert "Timeout reading from socket" in workers["error"]  # the ping gave up: no pool thread left hanging
 
 
 def test_healthz_refuses_post(client):
