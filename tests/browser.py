@@ -1,6 +1,6 @@
 """A real browser for the admin tests: Playwright driving Debian's Chromium, headless.
 
-``browser`` starts Chromium once per session (skipped locally, failed under ``CI``, when
+``browser`` starts Chromium once per test module (skipped locally, failed under ``CI``, when
 Chromium or Playwright is missing; ``bin/setup --dev`` installs both). ``admin_page`` is a
 fresh browser context logged in to a ``live_server`` as a superuser; it records every
 console error and every failed response, and the test fails on any of them.
@@ -28,8 +28,9 @@ def _missing(what: str):
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one test module: Playwright's loop on this thread must end before other tests use asyncio."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -38,13 +39,16 @@ def browser():
     if executable is None:
         _missing("Debian's chromium is not installed")
     # Playwright's sync API keeps an asyncio loop on this thread, which Django's ORM takes for an async
-    # context. The tests' own ORM calls are plain synchronous code, so tell Django so.
+    # context. The tests' own ORM calls are plain synchronous code, so tell Django so (for this module
+    # only; tests.helpers.clean_env keeps it from the processes they start).
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+            yield chromium
+            chromium.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 def screenshot(page, name: str) -> Path:
@@ -62,7 +66,11 @@ class Problems(list):
         page.on("pageerror", lambda error: self.append(f"page error: {error}"))
         page.on("response", lambda response: response.status >= 400 and self.append(
             f"HTTP {response.status}: {response.request.method} {response.url}"))
-        page.on("requestfailed", lambda request: self.append(f"request failed: {request.method} {request.url}"))
+        page.on("requestfailed", self._request_failed)
+
+    def _request_failed(self, request) -> None:
+        if request.failure != "net::ERR_ABORTED":  # a poll cut short by the test moving to another page
+            self.append(f"request failed: {request.method} {request.url}: {request.failure}")
 
 
 def log_in(page, base_url: str, username: str, password: str) -> None:

@@ -15,9 +15,10 @@ OURS = ("DEBUG", "SECRET_KEY", "DATABASE_URL", "TASKHUB_", "CELERY_", "REDIS_URL
 def clean_env(**overrides: str) -> dict[str, str]:
     """The current environment without taskhub's variables, plus ``overrides``.
 
+    Nor Django's async-safety switch, which the browser tests set for their own thread only.
     ``.env`` and ``.secrets`` point nowhere unless the test names its own files.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(OURS) and k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update(TASKHUB_ENV_FILE=os.devnull, TASKHUB_SECRETS_FILE=os.devnull, DJANGO_SETTINGS_MODULE="taskhub.settings")
     env.update(overrides)
     return env
