@@ -1,7 +1,7 @@
 """Admin actions on jobs and runs: small functions over the queryset methods and the runner.
 
 Bulk changes go through ``JobQuerySet`` (``enable``, ``pause``, ...) so they bump the change
-marker; runs are requested through ``runner`` only. Each action says what happened in one
+marker; runs are requested through ``run_requests`` only. Each action says what happened in one
 message; ``queue_runs`` is shared with the "Run now" button of the job page.
 """
 
@@ -10,7 +10,7 @@ import logging
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
-from tasks_app import runner
+from tasks_app.runner import run_requests
 from tasks_app.engines.base import EngineUnavailable
 from tasks_app.models import Engine, RunStatus, Trigger
 
@@ -77,8 +77,8 @@ def queue_runs(modeladmin, request, requests, trigger=Trigger.RUN_NOW) -> None:
     queued, refused, waiting = [], [], []
     for job, kwargs in requests:
         try:
-            run = runner.request_run(job, trigger=trigger, kwargs=kwargs)
-        except runner.RunRefused as exc:
+            run = run_requests.request_run(job, trigger=trigger, kwargs=kwargs)
+        except run_requests.RunRefused as exc:
             refused.append(str(exc))
         except EngineUnavailable as exc:
             waiting.append(f"{job.name} (run #{exc.run.pk}) is queued, but {exc}")
@@ -103,7 +103,7 @@ def queue_runs(modeladmin, request, requests, trigger=Trigger.RUN_NOW) -> None:
 # -- runs ------------------------------------------------------------------------------------
 @admin.action(permissions=["run_job"], description="Cancel selected runs (queued or running)")
 def cancel(modeladmin, request, queryset):
-    count = runner.request_cancel(queryset)  # it touches only queued and running runs
+    count = run_requests.request_cancel(queryset)  # it touches only queued and running runs
     if count:
         modeladmin.message_user(request, f"Cancel requested for {_count(count, 'run')}: queued ones are cancelled, "
                                          f"running ones stop at their next heartbeat.", messages.SUCCESS)

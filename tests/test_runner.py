@@ -9,6 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from tasks_app import runner
+from tasks_app.runner import claims, run_requests
 from tasks_app.models import JobRun
 from tests.handlers_for_tests import release
 from tests.helpers import wait_for
@@ -25,7 +26,7 @@ def test_success_is_recorded_with_result_duration_and_worker(make_job):
     run.refresh_from_db()
     assert (run.status, run.result, run.attempt, run.trigger) == ("succeeded", 42, 1, "schedule")
     assert run.duration_seconds >= 0 and run.started_at <= run.finished_at
-    assert run.worker == runner.worker_id() and run.progress == 1.0
+    assert run.worker == claims.worker_id() and run.progress == 1.0
 
 
 def test_a_failure_keeps_the_traceback(make_job):
@@ -51,7 +52,7 @@ def test_a_cancel_request_stops_a_running_handler(make_job, fresh_calls, taskhub
     thread = threading.Thread(target=runner.run_job, args=(job.pk, SLOT, "apscheduler"))
     thread.start()
     assert wait_for(lambda: JobRun.objects.filter(job=job, status="running").exists())
-    assert runner.request_cancel(JobRun.objects.filter(job=job)) == 1
+    assert run_requests.request_cancel(JobRun.objects.filter(job=job)) == 1
     thread.join(10)
     run = JobRun.objects.get(job=job)
     assert run.status == "cancelled" and run.reason == "cancelled on request"
@@ -191,17 +192,17 @@ def test_the_handler_receives_its_run_context(make_job):
 
 def test_run_now_is_its_own_slot_and_a_second_queued_one_is_refused(make_job):
     job = make_job()
-    first = runner.queue_run(job)
+    first = run_requests.queue_run(job)
     assert first.trigger == "run_now" and first.status == "queued" and first.scheduled_for.microsecond != 0
-    with pytest.raises(runner.RunRefused, match=f"a run-now of '{job.name}' is already queued"):
-        runner.queue_run(job)
+    with pytest.raises(run_requests.RunRefused, match=f"a run-now of '{job.name}' is already queued"):
+        run_requests.queue_run(job)
     ran = runner.run_job(job.pk, first.scheduled_for, job.engine, trigger="run_now")
     assert ran.pk == first.pk and ran.status == "succeeded"
-    assert runner.queue_run(job).pk != first.pk
+    assert run_requests.queue_run(job).pk != first.pk
 
 
 def test_run_now_through_the_memory_engine_is_recorded(make_job, memory_engines):
     job = make_job(kwargs={"x": 5, "y": 5})
-    run = runner.request_run(job)
+    run = run_requests.request_run(job)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")
     assert JobRun.objects.get(pk=run.pk).result == 10

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from tasks_app import runner
+from tasks_app.runner import run_requests
 from tasks_app.api import signing
 from tasks_app.api.models import ApiClient, ApiNonce, SecretUnreadable
 from tasks_app.engines.base import EngineUnavailable
@@ -95,8 +95,8 @@ def trigger(request, client: ApiClient, name: str):
         raise ApiError(409, f"job '{name}' is paused")
     kwargs = _check_kwargs(job, _requested_kwargs(request.body))
     try:
-        run, warning = runner.request_run(job, Trigger.API, kwargs), None
-    except runner.RunRefused as exc:
+        run, warning = run_requests.request_run(job, Trigger.API, kwargs), None
+    except run_requests.RunRefused as exc:
         raise ApiError(409, str(exc)) from None
     except EngineUnavailable as exc:  # the run stays queued; its engine starts it when it is back
         run, warning = exc.run, str(exc)

@@ -22,7 +22,8 @@ from tasks_app.engines.apscheduler import ENGINE
 from tasks_app.engines.listener import ChangeWatcher
 from tasks_app.leader import leader_lock
 from tasks_app.models import JobRun, RunStatus
-from tasks_app.runner import request_cancel, worker_id
+from tasks_app.runner.claims import worker_id
+from tasks_app.runner.run_requests import request_cancel
 
 log = logging.getLogger("tasks_app.apscheduler")
 

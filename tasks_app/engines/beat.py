@@ -31,7 +31,7 @@ from tasks_app.engines.celery import TASK, message_kwargs, message_options
 from tasks_app.engines.listener import ChangeWatcher
 from tasks_app.leader import leader_lock
 from tasks_app.models import Job, JobRun, RunStatus
-from tasks_app.runner import worker_id
+from tasks_app.runner.claims import worker_id
 
 log = logging.getLogger("tasks_app.beat")
 ENGINE = "celery"

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from tasks_app import runner
+from tasks_app.runner import run_requests
 from tasks_app.models import Job, RunStatus
 
 
@@ -26,10 +27,10 @@ class Command(BaseCommand):
             raise CommandError(f"no job named '{name}'")
         try:
             if via_engine:
-                run = _await(runner.request_run(job, kwargs=_json_object(kwargs)), wait)
+                run = _await(run_requests.request_run(job, kwargs=_json_object(kwargs)), wait)
             else:
-                run = self._run_here(job, runner.queue_run(job, kwargs=_json_object(kwargs)))
-        except runner.RunRefused as exc:
+                run = self._run_here(job, run_requests.queue_run(job, kwargs=_json_object(kwargs)))
+        except run_requests.RunRefused as exc:
             raise CommandError(str(exc)) from None
         if run.status != RunStatus.SUCCEEDED:
             last_line = (run.error.strip().splitlines() or [run.reason or run.status])[-1]

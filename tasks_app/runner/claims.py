@@ -1,0 +1,116 @@
+"""Who runs a slot: the claim, taken under the job's row lock, and the take-over of lost runs.
+
+``(job, scheduled_for)`` is unique in the database. ``claim`` takes the job's row lock, then
+inserts the run or takes over the existing row: a queued run (run now, a retry) of the same
+attempt, or a running one whose worker is gone (a dead process on this host, or a heartbeat
+older than ``STALE_AFTER_SECONDS``). Any other existing row is a duplicate: counted on that
+row and logged, and the caller runs nothing. ``max_running`` is checked under the same lock.
+
+What it is not: no handler calls and no outcomes (the ``runner`` package itself does both).
+"""
+
+import datetime as dt
+import logging
+import os
+import socket
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from tasks_app import conf
+from tasks_app.models import Job, JobRun, RunStatus, Trigger
+
+log = logging.getLogger("tasks_app.runner")
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim(job_id, scheduled_for, engine, attempt=1, trigger=Trigger.SCHEDULE, task_id="") -> JobRun | None:
+    now = timezone.now()
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None:
+            log.error("no such job", extra={"job": job_id, "engine": engine})
+            return None
+        existing = JobRun.objects.select_for_update().filter(job=job, scheduled_for=scheduled_for).first()
+        if existing is not None:
+            return _reclaim(existing, attempt, now, task_id)
+        run = JobRun(job=job, engine=engine, trigger=trigger, scheduled_for=scheduled_for, kwargs=job.kwargs,
+                     celery_task_id=task_id)
+        if _overlaps(run, now):
+            return None
+        run.attempt = attempt
+        for name, value in _running_fields(now).items():
+            setattr(run, name, value)
+        run.save(force_insert=True)
+        return run
+
+
+def _overlaps(run: JobRun, now) -> bool:
+    """Record ``run`` as skipped when the job already runs ``max_running`` times."""
+    running = _running(run.job, now).exclude(pk=run.pk).count()
+    if running < run.job.max_running:
+        return False
+    run.status, run.finished_at = RunStatus.SKIPPED, now
+    run.reason = f"overlap: {running} run(s) still running (max_running={run.job.max_running})"
+    run.save()
+    log.info("run skipped", extra={"reason": run.reason, "run": run.pk})
+    return True
+
+
+def _running_fields(now) -> dict:
+    return {"status": RunStatus.RUNNING, "started_at": now, "heartbeat_at": now, "worker": worker_id(),
+            "progress": None, "progress_message": ""}
+
+
+def _running(job, now):
+    stale = now - dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
+    return job.runs.filter(status=RunStatus.RUNNING, heartbeat_at__gte=stale)
+
+
+def _reclaim(run: JobRun, attempt: int, now, task_id: str = "") -> JobRun | None:
+    if run.status == RunStatus.QUEUED and run.attempt == attempt:
+        if _overlaps(run, now):
+            return None
+    elif run.status == RunStatus.RUNNING and _lost(run, now):
+        run.attempts.append(attempt_record(run, "lost", f"worker {run.worker} stopped sending heartbeats"))
+        run.attempt += 1
+        log.warning("taking over a lost run", extra={"run": run.pk, "previous_worker": run.worker})
+    else:
+        JobRun.objects.filter(pk=run.pk).update(duplicate_claims=F("duplicate_claims") + 1)
+        log.info("duplicate claim ignored", extra={"job": run.job_id, "run": run.pk, "status": run.status,
+                                                     "scheduled_for": run.scheduled_for.isoformat(),
+                                                     "claimed_attempt": attempt})
+        return None
+    for name, value in _running_fields(now).items():
+        setattr(run, name, value)
+    run.next_attempt_at = None
+    run.celery_task_id = task_id or run.celery_task_id
+    run.save()
+    return run
+
+
+def _lost(run: JobRun, now) -> bool:
+    """Whether the worker of a running run is gone: a dead process here, or a stale heartbeat."""
+    stale = now - dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
+    if run.heartbeat_at is None or run.heartbeat_at < stale:
+        return True
+    host, _, pid = run.worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: is that process (a killed pool process, say) still there?
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def attempt_record(run: JobRun, status: str, error: str) -> dict:
+    return {"attempt": run.attempt, "status": status, "error": error, "worker": run.worker,
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "finished_at": (run.finished_at or timezone.now()).isoformat(), "duration_seconds": run.duration_seconds}
