@@ -112,6 +112,27 @@ def test_saving_projects_the_job_into_its_engine_and_pausing_removes_it(make_job
     assert not PeriodicTask.objects.filter(name__startswith=f"taskhub:{row.name.split(':')[1]}:").exists()
 
 
+def test_a_bulk_pause_removes_the_beat_rows_of_exactly_those_jobs_in_one_query(make_job, taskhub_settings):
+    taskhub_settings(ENGINES={"celery": "tasks_app.engines.celery.CeleryEngine",
+                              "apscheduler": "tasks_app.engines.memory.MemoryEngine"})
+    from django.test.utils import CaptureQueriesContext
+    from django_celery_beat.models import PeriodicTask
+
+    jobs = [make_job(engine="celery", schedule_type="interval", interval_seconds=60) for _ in range(12)]
+    paused, kept = jobs[:11], jobs[11:]  # ids n and n+10 both present: a prefix must not match the other
+
+    def rows(group):
+        return PeriodicTask.objects.filter(name__in=[f"taskhub:{job.pk}:{job.name}" for job in group]).count()
+
+    assert (rows(paused), rows(kept)) == (11, 1)
+    with CaptureQueriesContext(connection) as queries:
+        Job.objects.filter(pk__in=[job.pk for job in paused]).pause()
+    assert (rows(paused), rows(kept)) == (0, 1)
+    beat_selects = [q for q in queries.captured_queries if 'FROM "django_celery_beat_periodictask"' in q["sql"]
+                    and q["sql"].startswith("SELECT")]
+    assert len(beat_selects) == 1
+
+
 def test_the_memory_engine_fires_due_slots_through_the_runner(make_job, memory_engines):
     engine = get_engine("apscheduler")
     job = make_job(engine="apscheduler", schedule_type="interval", interval_seconds=60, kwargs={"x": 1, "y": 1},

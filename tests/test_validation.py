@@ -109,6 +109,56 @@ def test_a_duplicate_name_is_refused():
     assert Job.objects.count() == 1
 
 
+# Job skips Django's per-save constraint queries because each check constraint has a validator twin.
+CONSTRAINT_BREAKERS = {
+    "job_engine_known": ({"engine": "nope"}, "engine"),
+    "job_schedule_fields_match_type": ({"cron_expression": ""}, "cron_expression"),
+    "job_priority_0_to_9": ({"priority": 10}, "priority"),
+    "job_max_running_positive": ({"max_running": 0}, "max_running"),
+}
+
+
+@pytest.mark.django_db
+def test_every_check_constraint_has_a_validator_that_names_the_field():
+    from django.db.models import CheckConstraint
+
+    constraints = {c.name: c for c in Job._meta.constraints if isinstance(c, CheckConstraint)}
+    assert set(constraints) == set(CONSTRAINT_BREAKERS), "a new check constraint needs a breaker (and a validator)"
+    for name, (overrides, field) in CONSTRAINT_BREAKERS.items():
+        with pytest.raises(ValidationError):
+            constraints[name].validate(Job, Job(**{**GOOD, **overrides}))  # the case does break the constraint
+        with pytest.raises(ValidationError) as caught:
+            Job(**{**GOOD, **overrides}).full_clean()
+        assert field in caught.value.message_dict, name
+
+
+@pytest.mark.django_db
+def test_bulk_create_refuses_a_taken_or_repeated_name_and_stores_nothing():
+    Job.objects.create(**GOOD)
+    for batch in ([{**GOOD, "name": "new-one"}, GOOD], [{**GOOD, "name": "twice"}, {**GOOD, "name": "twice"}]):
+        with pytest.raises(ValidationError) as caught:
+            Job.objects.bulk_create([Job(**fields) for fields in batch])
+        assert "already exists" in " ".join(caught.value.message_dict["name"])
+    assert list(Job.objects.values_list("name", flat=True)) == ["valid-job"]
+    created = Job.objects.bulk_create([Job(**{**GOOD, "name": f"bulk-{i}"}) for i in range(3)])
+    assert len(created) == 3 and Job.objects.count() == 4
+
+
+@pytest.mark.django_db
+def test_bulk_update_may_keep_a_name_but_not_take_another_jobs():
+    first = Job.objects.create(**GOOD)
+    second = Job.objects.create(**{**GOOD, "name": "second"})
+    first.description = "kept its own name"
+    assert Job.objects.bulk_update([first], ["description"]) == 1
+    stored = Job.objects.get(pk=first.pk)
+    assert stored.description == "kept its own name" and stored.updated_at > second.updated_at  # engines see it
+    second.name = first.name
+    with pytest.raises(ValidationError) as caught:
+        Job.objects.bulk_update([second], ["name"])
+    assert "already exists" in " ".join(caught.value.message_dict["name"])
+    assert Job.objects.get(pk=second.pk).name == "second"
+
+
 @pytest.mark.django_db
 def test_the_good_job_is_accepted_and_other_schedule_fields_are_cleared():
     job = Job.objects.create(**{**GOOD, "interval_seconds": 60, "cron_expression": " */5  *  * * * "})

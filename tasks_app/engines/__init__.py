@@ -35,13 +35,17 @@ def project_jobs(job_ids) -> None:
     from tasks_app.models import Job
 
     jobs = {job.pk: job for job in Job.objects.filter(pk__in=job_ids)}
-    for job_id in job_ids:
-        job = jobs.get(job_id)
-        for engine in all_engines():
-            try:
-                if job is not None and job.enabled and job.engine == engine.name:
-                    engine.schedule(job)
-                else:
-                    engine.unschedule(job_id)
-            except Exception:  # one engine's trouble must not block the save or the others
-                log.exception("projecting a job failed", extra={"job": job_id, "engine": engine.name})
+    for engine in all_engines():
+        mine = [job for job in jobs.values() if job.enabled and job.engine == engine.name]
+        for job in mine:
+            _guarded(engine, job.pk, engine.schedule, job)
+        others = sorted(set(job_ids) - {job.pk for job in mine})
+        _guarded(engine, others, engine.unschedule_many, others)
+
+
+def _guarded(engine, job, method, *args) -> None:
+    """Call one engine's method; one engine's trouble must not block the save or the others."""
+    try:
+        method(*args)
+    except Exception:
+        log.exception("projecting a job failed", extra={"job": job, "engine": engine.name})

@@ -23,6 +23,11 @@ class Engine(ABC):
     def unschedule(self, job_id: int) -> None:
         """Remove the job from this engine's schedule (paused, deleted, or moved away)."""
 
+    def unschedule_many(self, job_ids) -> None:
+        """``unschedule`` each of these jobs; an engine with a cheaper way for many says so here."""
+        for job_id in job_ids:
+            self.unschedule(job_id)
+
     @abstractmethod
     def deliver(self, run) -> None:
         """Send a queued ``JobRun`` (run now, API trigger, retry) to be executed by the runner."""

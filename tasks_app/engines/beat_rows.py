@@ -26,8 +26,12 @@ def project(job) -> PeriodicTask:
     return row
 
 
-def remove(job_id: int) -> None:
-    PeriodicTask.objects.filter(name__startswith=row_prefix(job_id)).delete()
+def remove(job_ids) -> None:
+    """Delete the rows of these jobs: one query for up to 500 of them."""
+    job_ids = [int(job_id) for job_id in job_ids]
+    for start in range(0, len(job_ids), 500):
+        chunk = "|".join(map(str, job_ids[start:start + 500]))
+        PeriodicTask.objects.filter(name__regex=rf"^taskhub:({chunk}):").delete()
 
 
 def _schedule(job) -> dict:

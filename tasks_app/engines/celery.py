@@ -49,9 +49,12 @@ class CeleryEngine(Engine):
             beat_rows.project(job)
 
     def unschedule(self, job_id: int) -> None:
+        self.unschedule_many([job_id])
+
+    def unschedule_many(self, job_ids) -> None:
         from tasks_app.engines import beat_rows
 
-        beat_rows.remove(job_id)
+        beat_rows.remove(job_ids)
 
     def deliver(self, run, eta=None) -> None:
         kwargs = message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger)
