@@ -1,7 +1,7 @@
-"""Jobs — what to run, when, and on which engine — and the history of their runs.
+"""A job — what to run, when, and on which engine — with its validation.
 
-Validation lives here (``Job.clean`` and database constraints) so the admin, the ORM's
-``full_clean()`` and the commands reject the same input with the same messages.
+Validation lives here (``Job.clean``, the field validators and database constraints) so the
+admin, the ORM's ``full_clean()`` and the commands reject the same input with the same messages.
 """
 
 import datetime as dt
@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tasks_app import registry, slots
+from tasks_app.models.choices import Engine, ScheduleType, in_choices
 from tasks_app.querysets import JobQuerySet
 
 ONE_YEAR = 365 * 24 * 3600
@@ -21,41 +22,6 @@ name_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9._-]*\Z",
     "Use lowercase letters, digits, '.', '-' and '_', starting with a letter or digit.",
 )
-
-
-class Engine(models.TextChoices):
-    CELERY = "celery", "Celery"
-    APSCHEDULER = "apscheduler", "APScheduler"
-
-
-class ScheduleType(models.TextChoices):
-    CRON = "cron", "Cron"
-    INTERVAL = "interval", "Interval"
-    ONCE = "once", "Once"
-
-
-class RunStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    TIMED_OUT = "timed_out", "Timed out"
-    CANCELLED = "cancelled", "Cancelled"
-    SKIPPED = "skipped", "Skipped"
-
-
-FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELLED, RunStatus.SKIPPED)
-
-
-class Trigger(models.TextChoices):
-    SCHEDULE = "schedule", "Schedule"
-    RUN_NOW = "run_now", "Run now"
-    API = "api", "API"
-    RETRY = "retry", "Retry"
-
-
-def _in(field, choices):
-    return Q(**{f"{field}__in": [value for value, _ in choices.choices]})
 
 
 class Job(models.Model):
@@ -100,7 +66,7 @@ class Job(models.Model):
         ordering = ["name"]
         permissions = [("run_job", "Can run a job now")]
         constraints = [
-            models.CheckConstraint(condition=_in("engine", Engine), name="job_engine_known"),
+            models.CheckConstraint(condition=in_choices("engine", Engine), name="job_engine_known"),
             models.CheckConstraint(
                 condition=(Q(schedule_type="cron") & ~Q(cron_expression="") & Q(interval_seconds__isnull=True) & Q(run_at__isnull=True))
                 | (Q(schedule_type="interval") & Q(cron_expression="") & Q(interval_seconds__gte=1)
@@ -235,85 +201,3 @@ class Job(models.Model):
 
     def effective_backoff(self) -> float:
         return self.spec.retry_backoff if self.retry_backoff_seconds is None else self.retry_backoff_seconds
-
-
-class JobRun(models.Model):
-    """One slot of one job: ``(job, scheduled_for)`` is unique, so a slot runs at most once."""
-
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="runs")
-    engine = models.CharField(max_length=20, choices=Engine.choices)
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
-    scheduled_for = models.DateTimeField()
-    kwargs = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    duration_seconds = models.FloatField(null=True, blank=True)
-    attempt = models.PositiveSmallIntegerField(default=1)
-    attempts = models.JSONField(default=list, blank=True, help_text="Earlier attempts of this slot.")
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    result = models.JSONField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    reason = models.CharField(max_length=300, blank=True, help_text="Why it was skipped or cancelled.")
-    worker = models.CharField(max_length=200, blank=True, help_text="host:pid that ran the current attempt.")
-    celery_task_id = models.CharField(max_length=255, blank=True)
-    progress = models.FloatField(null=True, blank=True)
-    progress_message = models.CharField(max_length=200, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    cancel_requested = models.BooleanField(default=False)
-    duplicate_claims = models.PositiveIntegerField(default=0, help_text="Later claims of this slot that did not run.")
-
-    class Meta:
-        ordering = ["-scheduled_for"]
-        get_latest_by = "scheduled_for"
-        constraints = [
-            models.UniqueConstraint(fields=["job", "scheduled_for"], name="jobrun_one_per_slot"),
-            models.UniqueConstraint(fields=["job"], condition=Q(status="queued", trigger="run_now"),
-                                    name="jobrun_one_queued_run_now"),
-            models.CheckConstraint(condition=_in("status", RunStatus), name="jobrun_status_known"),
-            models.CheckConstraint(condition=_in("trigger", Trigger), name="jobrun_trigger_known"),
-        ]
-        indexes = [
-            models.Index(fields=["status", "created_at"], name="jobrun_status_created"),
-            models.Index(fields=["created_at"], name="jobrun_created"),
-            models.Index(fields=["job", "-created_at"], name="jobrun_job_recent"),
-        ]
-
-    def __str__(self):
-        return f"{self.job.name} @ {self.scheduled_for:%Y-%m-%d %H:%M:%S}"
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED
-
-
-class ChangeMarker(models.Model):
-    """One row whose ``version`` goes up with every change to any job, in the same transaction.
-
-    Engines read this row to learn cheaply that something changed (Postgres also gets a
-    NOTIFY on commit); see ``querysets.bump``.
-    """
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    version = models.BigIntegerField(default=0)
-    changed_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self):
-        return f"version {self.version}"
-
-
-class SchedulerHeartbeat(models.Model):
-    """The leading scheduler of an engine (Celery beat, runapscheduler) saying it is alive."""
-
-    scheduler = models.CharField(max_length=20, unique=True)
-    leader = models.CharField(max_length=200, help_text="host:pid of the leader.")
-    started_at = models.DateTimeField()
-    beat_at = models.DateTimeField()
-    jobs = models.PositiveIntegerField(default=0, help_text="Jobs in its schedule at the last beat.")
-
-    def __str__(self):
-        return f"{self.scheduler} led by {self.leader}"
-
-
-from tasks_app.api.models import ApiClient, ApiNonce  # noqa: E402,F401  (the trigger API's models)

@@ -1,0 +1,59 @@
+"""A run: one slot of one job, with its status, attempts, outcome and progress."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from tasks_app.models.choices import FINISHED, Engine, RunStatus, Trigger, in_choices
+from tasks_app.models.job import Job
+
+
+class JobRun(models.Model):
+    """One slot of one job: ``(job, scheduled_for)`` is unique, so a slot runs at most once."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="runs")
+    engine = models.CharField(max_length=20, choices=Engine.choices)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
+    scheduled_for = models.DateTimeField()
+    kwargs = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    attempts = models.JSONField(default=list, blank=True, help_text="Earlier attempts of this slot.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    reason = models.CharField(max_length=300, blank=True, help_text="Why it was skipped or cancelled.")
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid that ran the current attempt.")
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    progress = models.FloatField(null=True, blank=True)
+    progress_message = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    duplicate_claims = models.PositiveIntegerField(default=0, help_text="Later claims of this slot that did not run.")
+
+    class Meta:
+        ordering = ["-scheduled_for"]
+        get_latest_by = "scheduled_for"
+        constraints = [
+            models.UniqueConstraint(fields=["job", "scheduled_for"], name="jobrun_one_per_slot"),
+            models.UniqueConstraint(fields=["job"], condition=Q(status="queued", trigger="run_now"),
+                                    name="jobrun_one_queued_run_now"),
+            models.CheckConstraint(condition=in_choices("status", RunStatus), name="jobrun_status_known"),
+            models.CheckConstraint(condition=in_choices("trigger", Trigger), name="jobrun_trigger_known"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="jobrun_status_created"),
+            models.Index(fields=["created_at"], name="jobrun_created"),
+            models.Index(fields=["job", "-created_at"], name="jobrun_job_recent"),
+        ]
+
+    def __str__(self):
+        return f"{self.job.name} @ {self.scheduled_for:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
