@@ -54,6 +54,12 @@ def local_time(moment: dt.datetime, zone_name: str, with_utc: bool = False) -> s
     return text
 
 
+def list_time(moment: dt.datetime, zone_name: str):
+    """``local_time`` for a list column: it may wrap between the date and the time, nowhere else."""
+    date, _, clock = local_time(moment, zone_name).partition(" ")
+    return format_html('<span class="taskhub-nowrap">{}</span> <span class="taskhub-nowrap">{}</span>', date, clock)
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return EMPTY
@@ -152,11 +158,16 @@ def attempts_table(attempts: list[dict]):
 
 
 def run_time(field: str, description: str, with_utc: bool = False):
-    """A display method showing a run's ``field`` in its job's zone (the zone its schedule is read in)."""
+    """A display method showing a run's ``field`` in its job's zone (the zone its schedule is read in).
+
+    With ``with_utc`` (the run page) the UTC time follows; without it (the run list) it is a ``list_time``.
+    """
     @admin.display(description=description, ordering=field)
     def show(model_admin, run):
         moment = getattr(run, field)
-        return local_time(moment, run.job.timezone, with_utc) if moment else EMPTY
+        if not moment:
+            return EMPTY
+        return local_time(moment, run.job.timezone, with_utc) if with_utc else list_time(moment, run.job.timezone)
 
     return show
 

@@ -34,6 +34,12 @@ def wait_for_leader(processes, scheduler: str):
     assert wait_for(leading, timeout=30), f"no {scheduler} leader came up"
 
 
+def fits_without_scrolling(page) -> bool:
+    """Whether a change list's table fits its page (1400 px wide here) without a horizontal scroll bar."""
+    return page.evaluate("() => { const r = document.querySelector('#changelist .results');"
+                         " return r.scrollWidth <= r.clientWidth; }")
+
+
 def recent_run_row(page, trigger: str):
     """The newest row of the job page's table of recent runs with this trigger."""
     return page.locator("#job-recent-runs tbody tr", has_text=trigger).first
@@ -118,6 +124,7 @@ def test_a_cron_job_from_its_form_through_runs_on_both_engines_to_deletion(admin
     expect(page.locator(".messagelist")).to_contain_text("switched to Celery")
     expect(page.locator("#result_list tbody tr", has_text="browser-report")).to_contain_text("Celery")
     assert Job.objects.get(pk=job.pk).engine == "celery"
+    assert fits_without_scrolling(page), "the job list is wider than the page"
     screenshot(page, "job-list")
 
     page.goto(f"/admin/tasks_app/job/{job.pk}/change/")
@@ -126,7 +133,13 @@ def test_a_cron_job_from_its_form_through_runs_on_both_engines_to_deletion(admin
     expect(celery_row).to_contain_text("Succeeded", timeout=RUN_WAIT_MS)
     assert JobRun.objects.filter(job=job, engine="celery", status="succeeded").count() == 1
 
+    page.goto("/admin/tasks_app/jobrun/")
+    expect(page.locator("#result_list tbody tr")).to_have_count(2)
+    assert fits_without_scrolling(page), "the run list is wider than the page"
+    screenshot(page, "run-list")
+
     # Delete it: the confirmation page names its runs, and both are gone after.
+    page.goto(f"/admin/tasks_app/job/{job.pk}/change/")
     page.click("a.deletelink")
     expect(page.locator("#content")).to_contain_text("browser-report")
     page.click("input[type=submit]")
@@ -199,6 +212,9 @@ def test_the_dashboard_and_a_job_page_draw_their_charts(admin_page, make_job):
     assert history.bounding_box()["width"] > 300
     assert history.locator("rect").count() == 30
     screenshot(page, "job-history-chart")
+
+    page.goto("/healthz")  # JSON: the browser also asks for /favicon.ico, which must not be a 404
+    expect(page.locator("body")).to_contain_text('"database": {"ok": true')
 
 
 def test_a_view_only_user_sees_jobs_but_no_buttons_and_no_dashboard(browser, live_server, make_job,
