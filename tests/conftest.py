@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 from django.conf import settings
 from django.test import override_settings
@@ -57,3 +59,25 @@ def memory_engines(taskhub_settings):
     yield get_engine
     for name in ("celery", "apscheduler"):
         get_engine(name).stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_test_database_sessions(django_db_setup, django_db_blocker):
+    """Before the test database is dropped, end the sessions still open on it, and name them.
+
+    Threads that ran ORM code in a handler (asgiref's executor) or a leaked helper keep their
+    own connections; Postgres refuses to drop a database in use, which leaves it behind.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pid, application_name, state, left(query, 120) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        stray = cursor.fetchall()
+        for pid, *_ in stray:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    for pid, application, state, query in stray:  # shown in the run's warnings summary
+        warnings.warn(f"ended a stray session on the test database: pid {pid} {application!r} {state}: {query}")
