@@ -103,6 +103,29 @@ def test_twenty_concurrent_claims_of_one_slot_run_it_once(make_job, fresh_calls)
     assert run.status == "succeeded" and run.duplicate_claims == 19
 
 
+def test_concurrent_claims_of_different_slots_respect_max_running(make_job, fresh_calls):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs Postgres row locks to race real transactions")
+    job = make_job(handler="test_count", kwargs={"key": "overlap", "delay": 0.5}, max_running=1)
+    barrier = threading.Barrier(10)
+
+    def claim(index):
+        connection.ensure_connection()  # connect first, so the claims really start together
+        barrier.wait()
+        runner.run_job(job.pk, SLOT + dt.timedelta(minutes=index), "celery")
+        connection.close()
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    # Each claim waits for the job's lock and then must see the run its predecessor started.
+    assert fresh_calls["overlap"] == 1
+    statuses = sorted(JobRun.objects.filter(job=job).values_list("status", flat=True))
+    assert statuses == ["skipped"] * 9 + ["succeeded"]
+
+
 def test_overlap_limit_records_the_new_slot_as_skipped(make_job):
     job = make_job()
     now = timezone.now()

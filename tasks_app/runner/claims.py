@@ -15,7 +15,8 @@ import os
 import socket
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from tasks_app import conf
@@ -31,12 +32,13 @@ def worker_id() -> str:
 def claim(job_id, scheduled_for, engine, attempt=1, trigger=Trigger.SCHEDULE, task_id="") -> JobRun | None:
     now = timezone.now()
     with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        job = _locked_job(job_id, scheduled_for, now)
         if job is None:
             log.error("no such job", extra={"job": job_id, "engine": engine})
             return None
-        existing = JobRun.objects.select_for_update().filter(job=job, scheduled_for=scheduled_for).first()
-        if existing is not None:
+        if job.slot_run_id is not None:
+            existing = JobRun.objects.select_for_update().get(pk=job.slot_run_id)
+            existing.job = job
             return _reclaim(existing, attempt, now, task_id)
         run = JobRun(job=job, engine=engine, trigger=trigger, scheduled_for=scheduled_for, kwargs=job.kwargs,
                      celery_task_id=task_id)
@@ -49,9 +51,25 @@ def claim(job_id, scheduled_for, engine, attempt=1, trigger=Trigger.SCHEDULE, ta
         return run
 
 
+def _locked_job(job_id, scheduled_for, now) -> Job | None:
+    """The job, row-locked, with what the claim decides on: the slot's run (if any) and how many run now.
+
+    Two statements: the lock, then the rest. Read in one, the counts would come from a snapshot
+    taken before the wait for the lock, blind to the run the previous holder just inserted.
+    """
+    if not Job.objects.select_for_update().filter(pk=job_id).values_list("pk", flat=True):
+        return None
+    stale = now - dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
+    running = (JobRun.objects.filter(job=OuterRef("pk"), status=RunStatus.RUNNING, heartbeat_at__gte=stale)
+               .order_by().values("job").annotate(n=Count("pk")).values("n"))
+    slot_run = JobRun.objects.filter(job=OuterRef("pk"), scheduled_for=scheduled_for).values("pk")[:1]
+    return (Job.objects.annotate(running_now=Coalesce(Subquery(running), 0), slot_run_id=Subquery(slot_run))
+            .filter(pk=job_id).first())
+
+
 def _overlaps(run: JobRun, now) -> bool:
-    """Record ``run`` as skipped when the job already runs ``max_running`` times."""
-    running = _running(run.job, now).exclude(pk=run.pk).count()
+    """Record ``run`` as skipped when the job already runs ``max_running`` times (counted under its lock)."""
+    running = run.job.running_now
     if running < run.job.max_running:
         return False
     run.status, run.finished_at = RunStatus.SKIPPED, now
@@ -64,11 +82,6 @@ def _overlaps(run: JobRun, now) -> bool:
 def _running_fields(now) -> dict:
     return {"status": RunStatus.RUNNING, "started_at": now, "heartbeat_at": now, "worker": worker_id(),
             "progress": None, "progress_message": ""}
-
-
-def _running(job, now):
-    stale = now - dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
-    return job.runs.filter(status=RunStatus.RUNNING, heartbeat_at__gte=stale)
 
 
 def _reclaim(run: JobRun, attempt: int, now, task_id: str = "") -> JobRun | None:
