@@ -16,6 +16,10 @@ from tasks_app import conf
 CHECKS = {}
 
 
+class Unhealthy(RuntimeError):
+    """A check's own verdict, for a person: reported as its message alone, without the exception's name."""
+
+
 def check(name):
     def register(func):
         CHECKS[name] = func
@@ -34,7 +38,8 @@ def _timed(func):
         detail = func() or {}
         return {"ok": True, **detail, "ms": round((time.perf_counter() - started) * 1000, 1)}
     except Exception as exc:  # a failing dependency is a result, not an error
-        return {"ok": False, "error": " ".join(f"{type(exc).__name__}: {exc}".split())[:300],
+        text = str(exc) if isinstance(exc, Unhealthy) else f"{type(exc).__name__}: {exc}"
+        return {"ok": False, "error": " ".join(text.split())[:300],
                 "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
@@ -137,5 +142,5 @@ def ping_workers(window: float, limit: int | None = None) -> dict:
         while not replies and (left := deadline - time.monotonic()) > 0:
             replies = app.control.inspect(timeout=left, limit=limit, connection=broker).ping() or {}
     if not replies:
-        raise RuntimeError(f"no worker answered a ping within {window:g} s")
+        raise Unhealthy(f"no worker answered a ping within {window:g} s")
     return {"workers": sorted(replies)}

@@ -20,10 +20,10 @@ def status(scheduler: str) -> dict:
     """``{"ok", "leader", "seconds_since_beat", ...}``; raises when there is no live leader."""
     row = SchedulerHeartbeat.objects.filter(scheduler=scheduler).first()
     if row is None:
-        raise RuntimeError(f"no {scheduler} has run yet")
+        raise health.Unhealthy(f"no {scheduler} has run yet")
     age = (timezone.now() - row.beat_at).total_seconds()
     if age > conf.get("SCHEDULER_STALE_SECONDS"):
-        raise RuntimeError(f"last beat {age:.0f} s ago from {row.leader}")
+        raise health.Unhealthy(f"last beat {age:.0f} s ago from {row.leader}")
     return {"leader": row.leader, "seconds_since_beat": round(age, 1), "jobs": row.jobs,
             "up_since": row.started_at.isoformat()}
 
