@@ -15,8 +15,10 @@ def job_factory(**overrides) -> Job:
         "name": f"job-{next(_names)}",
         "handler": "number_sum",
         "kwargs": {"x": 1, "y": 2},
+        # Yearly ticks (multiples of 365 days since 1970): a default job never fires during a test.
+        # (Hourly ticks fired at every full hour and raced the tests that ran across one.)
         "schedule_type": "interval",
-        "interval_seconds": 3600,
+        "interval_seconds": 365 * 24 * 3600,
         "engine": "apscheduler",
     }
     fields.update(overrides)
