@@ -97,7 +97,7 @@ class JobAdmin(admin.ModelAdmin):
             return {}
         runs = list(job.runs.order_by("-created_at")[:10])
         return {"recent_runs": [recent_run_row(run, job) for run in runs],
-                "history_chart": admin_dashboard.job_history_chart(request, job),
+                "history_chart": admin_dashboard.job_history_chart(job),
                 "runs_url": reverse("admin:tasks_app_job_runs", args=[job.pk]),
                 "runs_live": any(run.status in LIVE for run in runs)}
 
