@@ -37,7 +37,10 @@ class JobQuerySet(models.QuerySet):
         self._validate(objs, check_names=not (kwargs.get("ignore_conflicts") or kwargs.get("update_conflicts")))
         with transaction.atomic(using=self.db):
             created = super().bulk_create(objs, *args, **kwargs)
-            changes.bump([o.pk for o in created if o.pk], using=self.db)
+            ids = [o.pk for o in created if o.pk]
+            if len(ids) < len(created):  # ignore_conflicts sets no primary keys: find the rows by name
+                ids = list(self.filter(name__in=[o.name for o in created]).values_list("pk", flat=True))
+            changes.bump(ids, using=self.db)
         return created
 
     def bulk_update(self, objs, fields, *args, **kwargs):

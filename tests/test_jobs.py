@@ -11,6 +11,7 @@ from django.utils import timezone
 from tasks_app import changes
 from tasks_app.declared import sync_declared
 from tasks_app.engines import get_engine
+from tasks_app.engines.memory import MemoryEngine
 from tasks_app.models import Job, JobRun
 from tasks_app.retention import delete_runs_older_than
 
@@ -131,6 +132,45 @@ def test_a_bulk_pause_removes_the_beat_rows_of_exactly_those_jobs_in_one_query(m
     beat_selects = [q for q in queries.captured_queries if 'FROM "django_celery_beat_periodictask"' in q["sql"]
                     and q["sql"].startswith("SELECT")]
     assert len(beat_selects) == 1
+
+
+class FailsToUnscheduleSome(MemoryEngine):
+    """A real in-process engine that cannot unschedule the jobs in ``stuck``."""
+
+    stuck: set = set()
+
+    def unschedule(self, job_id: int) -> None:
+        if job_id in self.stuck:
+            raise RuntimeError("engine trouble")
+        super().unschedule(job_id)
+
+
+def test_one_job_failing_to_unschedule_leaves_the_others_unscheduled_and_the_pause_stored(make_job, taskhub_settings,
+                                                                                          caplog):
+    taskhub_settings(ENGINES={"celery": "tasks_app.engines.memory.MemoryEngine",
+                              "apscheduler": "tests.test_jobs.FailsToUnscheduleSome"})
+    engine = get_engine("apscheduler")
+    jobs = [make_job() for _ in range(3)]
+    assert set(engine.jobs) >= {job.pk for job in jobs}
+    engine.stuck = {jobs[0].pk}
+    Job.objects.filter(pk__in=[job.pk for job in jobs]).pause()
+    assert jobs[0].pk in engine.jobs and not {jobs[1].pk, jobs[2].pk} & set(engine.jobs)
+    assert not Job.objects.filter(pk__in=[job.pk for job in jobs], enabled=True).exists()
+    assert any(r.message == "projecting a job failed" for r in caplog.records)
+
+
+def test_jobs_bulk_created_with_ignore_conflicts_are_projected_too(make_job, taskhub_settings):
+    taskhub_settings(ENGINES={"celery": "tasks_app.engines.celery.CeleryEngine",
+                              "apscheduler": "tasks_app.engines.memory.MemoryEngine"})
+    from django_celery_beat.models import PeriodicTask
+
+    existing = make_job(engine="celery")
+    fields = {"handler": "number_sum", "kwargs": {"x": 1, "y": 2}, "schedule_type": "interval",
+              "interval_seconds": 60, "engine": "celery"}
+    Job.objects.bulk_create([Job(name=existing.name, **fields), Job(name="fresh-one", **fields)],
+                            ignore_conflicts=True)
+    fresh = Job.objects.get(name="fresh-one")  # Django set no primary key on it: found by name
+    assert PeriodicTask.objects.filter(name=f"taskhub:{fresh.pk}:fresh-one").exists()
 
 
 def test_the_memory_engine_fires_due_slots_through_the_runner(make_job, memory_engines):

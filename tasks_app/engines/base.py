@@ -24,9 +24,18 @@ class Engine(ABC):
         """Remove the job from this engine's schedule (paused, deleted, or moved away)."""
 
     def unschedule_many(self, job_ids) -> None:
-        """``unschedule`` each of these jobs; an engine with a cheaper way for many says so here."""
+        """``unschedule`` each of these jobs, past one's failure (the first is raised once all were tried).
+
+        An engine with a cheaper way for many overrides this.
+        """
+        failure = None
         for job_id in job_ids:
-            self.unschedule(job_id)
+            try:
+                self.unschedule(job_id)
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     @abstractmethod
     def deliver(self, run) -> None:
