@@ -85,7 +85,7 @@ def failing_jobs(limit: int = 10) -> list[Job]:
         Job.objects.annotate(last_outcome=Subquery(latest.values("status")[:1]))
         .filter(last_outcome__in=FAILED)
         .annotate(last_run_id=Subquery(latest.values("pk")[:1]), last_error=Subquery(latest.values("error")[:1]),
-                  last_failed_at=Subquery(latest.values("finished_at")[:1]), failing_since=Subquery(streak))
+                  failing_since=Subquery(streak))
         .order_by("failing_since", "name")[:limit])
 
 
@@ -133,12 +133,11 @@ def start_worker_ping():
     return health.submit(partial(health.ping_workers, WORKERS_WINDOW))
 
 
-def engines(now: dt.datetime, workers=None) -> dict[str, dict]:
+def engines(now: dt.datetime, workers) -> dict[str, dict]:
     """Schedulers, workers, broker and database; answers within about ``WORKERS_DEADLINE`` whatever is down.
 
     ``workers`` is a ping started earlier with ``start_worker_ping()``, so that it runs alongside other queries.
     """
-    workers = workers or start_worker_ping()
     checks = health.report(["database", "broker"])["checks"]
     try:
         checks["workers"] = workers.result(timeout=WORKERS_DEADLINE)

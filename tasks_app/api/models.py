@@ -99,7 +99,8 @@ class ApiClient(models.Model):
 
     def may_use(self, job) -> bool:
         """Whether this client may trigger ``job`` and read its runs."""
-        return not self.allowed_jobs.exists() or self.allowed_jobs.filter(pk=job.pk).exists()
+        allowed = set(self.allowed_jobs.values_list("pk", flat=True))
+        return not allowed or job.pk in allowed
 
     def mark_used(self) -> None:
         type(self).objects.filter(pk=self.pk).update(last_used_at=timezone.now())
