@@ -19,8 +19,8 @@ from django.db.models import Aggregate, Count, FloatField, OuterRef, Subquery, V
 from django.db.models.functions import Coalesce, RowNumber, TruncHour
 from django.utils import timezone
 
-from tasks_app import conf, health
-from tasks_app.models import Job, JobRun, RunStatus, SchedulerHeartbeat
+from tasks_app import health, heartbeat
+from tasks_app.models import Job, JobRun, RunStatus
 
 WINDOW = dt.timedelta(hours=24)
 FAILED = (RunStatus.FAILED, RunStatus.TIMED_OUT)
@@ -112,22 +112,6 @@ def oldest_queued() -> JobRun | None:
 
 
 # -- engines ---------------------------------------------------------------------------------
-def schedulers(now: dt.datetime) -> dict[str, dict]:
-    """Each scheduler's leader and seconds since its last beat, from the heartbeat rows (one query)."""
-    stale_after = conf.get("SCHEDULER_STALE_SECONDS")
-    rows = {row.scheduler: row for row in SchedulerHeartbeat.objects.filter(scheduler__in=("beat", "apscheduler"))}
-    result = {}
-    for name in ("beat", "apscheduler"):
-        row = rows.get(name)
-        if row is None:
-            result[name] = {"ok": False, "error": f"no {name} has run yet"}
-            continue
-        age = max((now - row.beat_at).total_seconds(), 0.0)
-        result[name] = {"ok": age <= stale_after, "leader": row.leader, "seconds_since_beat": round(age, 1),
-                        "jobs": row.jobs, "up_since": row.started_at}
-    return result
-
-
 def start_worker_ping():
     """Start pinging every Celery worker on the health pool; ``engines()`` collects the answer."""
     return health.submit(partial(health.ping_workers, WORKERS_WINDOW))
@@ -143,7 +127,7 @@ def engines(now: dt.datetime, workers) -> dict[str, dict]:
         checks["workers"] = workers.result(timeout=WORKERS_DEADLINE)
     except FutureTimeout:
         checks["workers"] = {"ok": False, "error": f"no answer within {WORKERS_DEADLINE:g} s"}
-    return {**schedulers(now), **checks}
+    return {**heartbeat.statuses(now), **checks}
 
 
 def overview(now: dt.datetime | None = None) -> dict:

@@ -16,16 +16,34 @@ def beat(scheduler: str, leader: str, started_at: dt.datetime, jobs: int = 0) ->
         SchedulerHeartbeat.objects.update_or_create(scheduler=scheduler, defaults=fields)
 
 
+def statuses(now: dt.datetime | None = None) -> dict[str, dict]:
+    """Each scheduler's ``{"ok", "leader", "seconds_since_beat", "jobs", "up_since"}`` (one query).
+
+    Not ok, with an ``error`` for a person, when it never ran or its last beat is older than
+    ``SCHEDULER_STALE_SECONDS``.
+    """
+    now = now or timezone.now()
+    rows = {row.scheduler: row for row in SchedulerHeartbeat.objects.filter(scheduler__in=SCHEDULERS)}
+    result = {}
+    for name in SCHEDULERS:
+        row = rows.get(name)
+        if row is None:
+            result[name] = {"ok": False, "error": f"no {name} has run yet"}
+            continue
+        age = max((now - row.beat_at).total_seconds(), 0.0)
+        result[name] = {"ok": age <= conf.get("SCHEDULER_STALE_SECONDS"), "leader": row.leader,
+                        "seconds_since_beat": round(age, 1), "jobs": row.jobs, "up_since": row.started_at.isoformat()}
+        if not result[name]["ok"]:
+            result[name]["error"] = f"last beat {age:.0f} s ago from {row.leader}"
+    return result
+
+
 def status(scheduler: str) -> dict:
-    """``{"ok", "leader", "seconds_since_beat", ...}``; raises when there is no live leader."""
-    row = SchedulerHeartbeat.objects.filter(scheduler=scheduler).first()
-    if row is None:
-        raise health.Unhealthy(f"no {scheduler} has run yet")
-    age = (timezone.now() - row.beat_at).total_seconds()
-    if age > conf.get("SCHEDULER_STALE_SECONDS"):
-        raise health.Unhealthy(f"last beat {age:.0f} s ago from {row.leader}")
-    return {"leader": row.leader, "seconds_since_beat": round(age, 1), "jobs": row.jobs,
-            "up_since": row.started_at.isoformat()}
+    """The scheduler's live leader, as ``statuses()`` has it; raises ``health.Unhealthy`` when there is none."""
+    result = dict(statuses()[scheduler])
+    if not result.pop("ok"):
+        raise health.Unhealthy(result["error"])
+    return result
 
 
 def _check(scheduler):
