@@ -17,8 +17,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from tasks_app import actions, admin_dashboard, admin_views
-from tasks_app.admin_display import (EMPTY, LIVE, HandlerFilter, LastStatusFilter, attempts_table, duration, error_block,
-                                     fire_preview, handler_label, job_link, json_block, list_time, live_progress,
+from tasks_app.admin_display import (EMPTY, LIVE, HandlerFilter, LastStatusFilter, attempts_table, broken_badge,
+                                     duration, error_block, fire_preview, handler_label, job_link, json_block, list_time, live_progress,
                                      next_fire, progress_bar, recent_run_row, run_link, run_time, status_badge)
 from tasks_app.describe import describe_schedule
 from tasks_app.forms import JobForm
@@ -86,6 +86,7 @@ class JobAdmin(admin.ModelAdmin):
 
         can_change = self.has_change_permission(request, job)
         return {
+            "schedule_problem": job.schedule_problem(),
             "run_url": url("run") if self.has_run_job_permission(request) else None,
             "toggle_url": url("pause" if job.enabled else "resume") if can_change else None,
             **self.runs_context(request, job),
@@ -117,6 +118,9 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Next run")
     def next_run(self, job):
+        problem = job.enabled and job.schedule_problem()
+        if problem:
+            return broken_badge(problem)
         moment = next_fire(job)
         return list_time(moment, job.timezone) if moment else EMPTY
 

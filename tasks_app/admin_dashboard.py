@@ -42,6 +42,9 @@ def context(request) -> dict:
         "slowest": [{**row, "p95_text": duration(row["p95"]), "job": _job(row["job_id"], row["job__name"], may_view_jobs)}
                     for row in data["slowest"]],
         "oldest_queued": _queued(data["oldest_queued"], data["now"], may_view_jobs),
+        "broken": [{"job": _job(job.pk, job.name, may_view_jobs), "engine": job.engine, "reason": reason}
+                   for job, reason in data["broken"]],
+        "broken_count": data["broken_count"],
     }
 
 

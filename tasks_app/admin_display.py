@@ -17,7 +17,6 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from tasks_app import slots
 from tasks_app.models import Job, RunStatus, ScheduleType
 from tasks_app.registry import registry
 
@@ -44,7 +43,7 @@ def local_time(moment: dt.datetime, zone_name: str, with_utc: bool = False) -> s
     """``2027-03-28 03:00 CEST``, and with ``with_utc`` `` (01:00 UTC)`` after it."""
     try:
         zone = zoneinfo.ZoneInfo(zone_name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError, TypeError):  # a zone gone from tzdata: UTC
         zone = dt.UTC
     local, utc = moment.astimezone(zone), moment.astimezone(dt.UTC)
     clock = "%H:%M:%S" if moment.second else "%H:%M"
@@ -83,22 +82,25 @@ def iso_time(text: str | None) -> str:
 
 
 def next_fire(job: Job) -> dt.datetime | None:
-    """The job's next fire; None when paused or nothing is left to fire."""
-    if not job.enabled:
+    """The job's next fire; None when paused, broken, or nothing is left to fire."""
+    if not job.enabled or job.schedule_problem():
         return None
-    try:
-        times = job.next_fire_times(1)  # no query on a list row: it reads the `once_fired` annotation
-    except slots.ScheduleError:
-        return None
+    times = job.next_fire_times(1)  # no query on a list row: it reads the `once_fired` annotation
     return times[0] if times else None
+
+
+def broken_badge(reason: str):
+    """A job the engines skip, with the reason on hover and in words."""
+    return format_html('<span class="taskhub-badge taskhub-failed" title="{}">broken</span> '
+                       '<span class="taskhub-broken-reason">{}</span>', reason, reason)
 
 
 def fire_preview(job: Job, count: int = 5):
     """The job's next ``count`` fires in its zone (and UTC), or why there are none."""
-    try:
-        times = job.next_fire_times(count)
-    except slots.ScheduleError as exc:
-        return str(exc)
+    problem = job.schedule_problem()
+    if problem:
+        return format_html("<p>{}</p>", f"None: the engines cannot schedule this job ({problem}).")
+    times = job.next_fire_times(count)
     if not times:
         return "None: this one-off job has run." if job.schedule_type == ScheduleType.ONCE else "None."
     items = format_html_join("", "<li>{}</li>", ((local_time(t, job.timezone, with_utc=True),) for t in times))

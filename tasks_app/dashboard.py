@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from tasks_app import health, heartbeat
 from tasks_app.models import Job, JobRun, RunStatus
+from tasks_app.models import problems
 
 WINDOW = dt.timedelta(hours=24)
 FAILED = (RunStatus.FAILED, RunStatus.TIMED_OUT)
@@ -137,6 +138,7 @@ def overview(now: dt.datetime | None = None) -> dict:
     cells = timeline(now)
     runs = {"timeline": cells, "counts": counts_by_status(cells), "failing": failing_jobs(),
             "slowest": slowest_jobs(now), "oldest_queued": oldest_queued()}
+    runs["broken"], runs["broken_count"] = problems.broken(Job.objects.filter(enabled=True), limit=20)
     return {"now": now, "since": now - WINDOW, "engines": engines(now, workers), **runs}
 
 

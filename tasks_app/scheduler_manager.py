@@ -27,6 +27,7 @@ from django.utils import timezone
 from django_apscheduler.jobstores import DjangoJobStore
 
 from tasks_app.engines.apscheduler import ENGINE, STORE_PREFIX, RunnerExecutor, SlotTrigger, fire, store_id
+from tasks_app.engines.quarantine import Quarantine
 
 log = logging.getLogger("tasks_app.apscheduler")
 FIRE = f"{fire.__module__}:{fire.__name__}"
@@ -37,6 +38,7 @@ class SchedulerManager:
     def __init__(self, workers: int = 10, defaults: dict | None = None):
         self.defaults = {**DEFAULTS, **(defaults or {})}
         self._pending: list[tuple] = []
+        self.quarantine = Quarantine(ENGINE)  # taskhub's jobs it cannot schedule, left out of the store
         self.runs = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="taskhub-queued")
         self.scheduler = BackgroundScheduler(
             timezone=dt.timezone.utc,
@@ -104,9 +106,17 @@ class SchedulerManager:
 
     # -- taskhub's jobs ---------------------------------------------------------------------
     def apply(self, job) -> None:
-        """Make the store hold exactly this job's schedule (or nothing, if it is not ours to run)."""
+        """Make the store hold exactly this job's schedule (or nothing, if it is not ours to run or
+        cannot be scheduled: such a job is logged once and left out, and every other job goes on)."""
         if not job.enabled or job.engine != ENGINE:
+            self.quarantine.release(job.pk)
             return self.forget(job.pk)
+        if self.quarantine.admit(job):
+            with self.quarantine.guard(job):
+                return self._store(job)
+        self.forget(job.pk)
+
+    def _store(self, job) -> None:
         trigger = SlotTrigger.for_job(job)
         current = self.scheduler.get_job(store_id(job.pk), jobstore="default")
         if current is not None and current.trigger == trigger and current.name == job.name:
@@ -126,7 +136,7 @@ class SchedulerManager:
             self.forget(job_id)
         for job in jobs.values():
             self.apply(job)
-        return len(jobs)
+        return len(jobs.keys() - self.quarantine.reasons.keys())
 
     # Read from the store's table, not through APScheduler: that would unpickle every job.
     def stored_job_ids(self) -> set[int]:

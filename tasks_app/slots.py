@@ -14,6 +14,12 @@ passes one in. All instants are returned as UTC-aware datetimes.
 - interval: ticks at ``k * seconds`` after the Unix epoch (UTC), for whole ``k``.
 - once: ``run_at`` itself.
 
+Total on purpose: for any input these functions return, raise ``ScheduleError`` (one line
+for a person), or run out of instants — never another exception, never an unbounded walk.
+A search stops after ``HORIZON_YEARS`` without a fire, and at the end of ``datetime``'s
+range (year 9999): a schedule past either has no more fire times. Validation asks these
+same functions (``validate_cron(expression, zone)``), so what it accepts fires.
+
 Not here: misfire policy, claiming slots, or storing anything.
 """
 
@@ -33,18 +39,42 @@ ALIASES = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * 
 # Names ZoneInfo may load from the filesystem that are not a place's time zone.
 NOT_ZONES = {"localtime", "posixrules", "Factory"}
 HORIZON_YEARS = 10
+HORIZON = timedelta(days=366 * HORIZON_YEARS)
+# A valid cron job fires at least this many times, each within HORIZON of the one before.
+FIRES_CHECKED = 3
+# datetime arithmetic past year 9999 raises these; a schedule there has no more fire times.
+PAST_THE_END = (OverflowError, ValueError)
 
 
 class ScheduleError(ValueError):
     """Bad schedule input; ``str(exc)`` is one readable line naming the problem."""
 
 
-def validate_cron(expression: str) -> None:
-    """Raise ScheduleError unless ``expression`` is 5 valid fields that fire within 10 years."""
+def validate_cron(expression: str, tz: "str | tzinfo" = "UTC") -> None:
+    """Raise ScheduleError unless ``expression`` is 5 valid fields that keep firing in ``tz``.
+
+    It asks the engines' own function: the next ``FIRES_CHECKED`` fire times from now, each
+    within ``HORIZON_YEARS`` of the one before (a time that only ever falls into a
+    daylight-saving gap never fires, whatever its wall-clock matches say).
+    """
+    _fixed_hour(expression)
+    fires = cron_fire_times(expression, tz, datetime.now(UTC), FIRES_CHECKED)
+    if len(fires) < FIRES_CHECKED:
+        where = "" if str(tz) == "UTC" else f" in {tz}"
+        if not fires:
+            raise ScheduleError(f"cron expression '{expression.strip()}' never fires{where} within {HORIZON_YEARS} years")
+        raise ScheduleError(f"cron expression '{expression.strip()}' fires{where} less than once "
+                            f"in {HORIZON_YEARS} years")
+
+
+def _check_syntax(expression: str) -> None:
     fields = _split(expression)
     for index, field in enumerate(fields):
         _check_field(index, field)
-    _check_fires(expression.strip())
+    try:
+        croniter(" ".join(fields))
+    except (CroniterError, ValueError, TypeError, KeyError) as exc:
+        raise ScheduleError(f"cron expression '{expression.strip()}' is invalid: {exc}") from None
 
 
 def _split(expression: str) -> list[str]:
@@ -72,33 +102,27 @@ def _field_ok(index: int, field: str) -> bool:
     probe[index] = field
     try:
         croniter.expand(" ".join(probe))
-    except (CroniterError, ValueError, TypeError):
+    except (CroniterError, ValueError, TypeError, KeyError):
         return False
     return True
-
-
-def _check_fires(expression: str) -> None:
-    start = datetime.now(UTC).replace(tzinfo=None)
-    try:
-        croniter(expression, start, max_years_between_matches=HORIZON_YEARS).get_next(datetime)
-    except CroniterBadDateError:
-        raise ScheduleError(f"cron expression '{expression}' never fires within {HORIZON_YEARS} years") from None
-    except (CroniterError, ValueError, TypeError) as exc:
-        raise ScheduleError(f"cron expression '{expression}' is invalid: {exc}") from None
 
 
 def validate_timezone(name: str) -> zoneinfo.ZoneInfo:
     """The ZoneInfo for an IANA time zone name; ScheduleError for anything else."""
     if not isinstance(name, str) or not name.strip():
         raise ScheduleError("time zone is empty; use an IANA name such as 'Europe/Amsterdam'")
-    if name in NOT_ZONES or name not in _known_zones():
+    if name not in known_zones():
         raise ScheduleError(f"unknown time zone '{name}'")
-    return zoneinfo.ZoneInfo(name)
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # listed, yet its file is gone or bad
+        raise ScheduleError(f"unknown time zone '{name}'") from None
 
 
 @functools.cache
-def _known_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+def known_zones() -> frozenset[str]:
+    """The IANA names this machine's tzdata knows (read once per process)."""
+    return frozenset(zoneinfo.available_timezones()) - NOT_ZONES
 
 
 def cron_fire_times(expression: str, tz: str | tzinfo, after: datetime, count: int) -> list[datetime]:
@@ -111,9 +135,7 @@ def cron_fire_times(expression: str, tz: str | tzinfo, after: datetime, count: i
 
 def interval_fire_times(seconds: int, after: datetime, count: int) -> list[datetime]:
     """The next ``count`` epoch-anchored interval ticks strictly after ``after``, in UTC."""
-    step = _step(seconds)
-    first = (_aware("after", after) - EPOCH) // step + 1
-    return [EPOCH + (first + k) * step for k in range(max(count, 0))]
+    return list(itertools.islice(_interval_ticks(_step(seconds), _aware("after", after)), max(count, 0)))
 
 
 def once_fire_times(run_at: datetime, after: datetime, count: int) -> list[datetime]:
@@ -142,9 +164,7 @@ def iter_fire_times(schedule_type: str, *, cron_expression: str = "", timezone: 
         fixed = _fixed_hour(cron_expression)
         return _cron_instants(cron_expression, fixed, _zone(timezone), _aware("after", after))
     if schedule_type == "interval":
-        step = _step(interval_seconds)
-        first = (_aware("after", after) - EPOCH) // step + 1
-        return (EPOCH + (first + k) * step for k in itertools.count())
+        return _interval_ticks(_step(interval_seconds), _aware("after", after))
     return iter(fire_times(schedule_type, run_at=run_at, after=after, count=1))
 
 
@@ -157,11 +177,20 @@ def slot_at(schedule_type: str, *, cron_expression: str = "", timezone: str = "U
         return _cron_slot(cron_expression, _zone(timezone), at)
     if schedule_type == "interval":
         step = _step(interval_seconds)
-        return EPOCH + (at - EPOCH) // step * step
+        return EPOCH + (at - EPOCH) // step * step  # never after ``at``, so always in range
     if schedule_type == "once":
         run_at = _aware("run_at", run_at).astimezone(UTC)
         return run_at if run_at <= at else None
     raise ScheduleError(f"unknown schedule type '{schedule_type}'; expected cron, interval or once")
+
+
+def _interval_ticks(step: timedelta, after: datetime):
+    first = (after - EPOCH) // step + 1
+    try:
+        for k in itertools.count():
+            yield EPOCH + (first + k) * step
+    except PAST_THE_END:
+        return
 
 
 def _aware(name: str, moment: datetime | None) -> datetime:
@@ -184,8 +213,8 @@ def _zone(tz: str | tzinfo) -> tzinfo:
 
 @functools.lru_cache(maxsize=512)
 def _fixed_hour(expression: str) -> bool:
-    """Validate once per expression; True when the hour field has no ``*`` or ``/``."""
-    validate_cron(expression)
+    """Check the syntax once per expression; True when the hour field has no ``*`` or ``/``."""
+    _check_syntax(expression)
     hour = expression.split()[1]
     return "*" not in hour and "/" not in hour
 
@@ -195,32 +224,47 @@ def _cron_instants(expression: str, fixed: bool, zone: tzinfo, after: datetime):
 
     Walls are visited in order; only the second instants of repeated (fall-back) times
     come out of order, so they wait in a small heap until no later wall can undercut them.
+    The walk ends ``HORIZON`` after the last instant found (or ``after``) without another,
+    and at the end of ``datetime``'s range.
     """
     pending: list[datetime] = []
-    for wall in _walls(expression, _first_wall(zone, after)):
-        instants = _instants(wall, zone, fixed)
-        while pending and instants and pending[0] < instants[0]:
-            yield heapq.heappop(pending)
-        for instant in instants:
-            if instant > after and instant not in pending:
-                heapq.heappush(pending, instant)
+    try:
+        last = after.astimezone(UTC).replace(tzinfo=None)
+        for wall in _walls(expression, _first_wall(zone, after)):
+            if wall - last > HORIZON:
+                break
+            instants = _instants(wall, zone, fixed)
+            while pending and instants and pending[0] < instants[0]:
+                yield heapq.heappop(pending)
+            for instant in instants:
+                if instant > after and instant not in pending:
+                    heapq.heappush(pending, instant)
+                    last = max(last, instant.replace(tzinfo=None))
+    except PAST_THE_END:
+        pass
     yield from sorted(pending)
 
 
 def _first_wall(zone: tzinfo, after: datetime) -> datetime:
     # Start earlier by the size of a coming fall-back: its repeated hour can hold instants after `after`.
     local = after.astimezone(zone)
-    fallback = max(local.utcoffset() - (after + timedelta(days=1)).astimezone(zone).utcoffset(), timedelta(0))
+    try:
+        fallback = max(local.utcoffset() - (after + timedelta(days=1)).astimezone(zone).utcoffset(), timedelta(0))
+    except PAST_THE_END:
+        fallback = timedelta(0)
     return local.replace(tzinfo=None) - fallback - timedelta(minutes=1)
 
 
 def _walls(expression: str, start: datetime, backwards: bool = False):
-    """Naive wall-clock times matching ``expression``, after (or before) ``start``."""
-    walls = croniter(expression, start)
+    """Naive wall-clock times matching ``expression``, after (or before) ``start``.
+
+    Ends where croniter finds no match within the horizon or runs out of years.
+    """
+    walls = croniter(expression, start, max_years_between_matches=HORIZON_YEARS + 1)
     try:
         while True:
             yield walls.get_prev(datetime) if backwards else walls.get_next(datetime)
-    except (CroniterBadDateError, OverflowError):
+    except (CroniterBadDateError, *PAST_THE_END):
         return
 
 
@@ -247,12 +291,18 @@ def _cron_slot(expression: str, zone: tzinfo, at: datetime) -> datetime | None:
 
     That wall's first instant is never after ``at`` (first instants rise with the wall),
     so the slot is at or after it; the forward walk also sees repeated-hour instants.
+    A slot more than ``HORIZON`` back is none.
     """
     fixed = _fixed_hour(expression)
-    start = at.astimezone(zone).replace(tzinfo=None, microsecond=0) + timedelta(seconds=1)
-    for wall in _walls(expression, start, backwards=True):
-        instants = _instants(wall, zone, fixed)
-        if instants:
-            fires = _cron_instants(expression, fixed, zone, instants[0] - timedelta(seconds=1))
-            return max(itertools.takewhile(lambda instant: instant <= at, fires), default=None)
+    try:
+        start = at.astimezone(zone).replace(tzinfo=None, microsecond=0) + timedelta(seconds=1)
+        for wall in _walls(expression, start, backwards=True):
+            if start - wall > HORIZON:
+                return None
+            instants = _instants(wall, zone, fixed)
+            if instants:
+                fires = _cron_instants(expression, fixed, zone, instants[0] - timedelta(seconds=1))
+                return max(itertools.takewhile(lambda instant: instant <= at, fires), default=None)
+    except PAST_THE_END:
+        pass
     return None

@@ -30,17 +30,27 @@ def all_engines():
     return [get_engine(name) for name in conf.get("ENGINES")]
 
 
-def project_jobs(job_ids) -> None:
-    """Bring every engine's schedule in line with these jobs as they are stored now."""
+def project_jobs(job_ids) -> list[tuple]:
+    """Bring every engine's schedule in line with these jobs as they are stored now.
+
+    A job that cannot be scheduled (``Job.schedule_problem``) is taken out of every engine;
+    the ``(job, reason)`` pairs of those are returned.
+    """
     from tasks_app.models import Job
+    from tasks_app.models.problems import with_problems
 
     jobs = {job.pk: job for job in Job.objects.filter(pk__in=job_ids)}
+    broken = with_problems(job for job in jobs.values() if job.enabled)
+    for job, reason in broken:
+        log.warning("job cannot be scheduled; left out of the engines", extra={"job": job.name, "reason": reason})
+        del jobs[job.pk]
     for engine in all_engines():
         mine = [job for job in jobs.values() if job.enabled and job.engine == engine.name]
         for job in mine:
             _guarded(engine, job.pk, engine.schedule, job)
         others = sorted(set(job_ids) - {job.pk for job in mine})
         _guarded(engine, others, engine.unschedule_many, others)
+    return broken
 
 
 def _guarded(engine, job, method, *args) -> None:

@@ -56,9 +56,21 @@ class SlotTrigger(BaseTrigger):
                    job.jitter_seconds)
 
     def get_next_fire_time(self, previous_fire_time, now):
-        after = self.slot_of(previous_fire_time) if previous_fire_time else now - dt.timedelta(microseconds=1)
-        upcoming = slots.fire_times(self.schedule_type, **self._fields(), after=after, count=1)
-        return self._apply_jitter(upcoming[0], self.jitter, now) if upcoming else None
+        # Called in APScheduler's own loop, where an exception would end the scheduler thread:
+        # a schedule that cannot be computed has no next fire (the store then drops the job).
+        try:
+            after = self.slot_of(previous_fire_time) if previous_fire_time else now - dt.timedelta(microseconds=1)
+            upcoming = slots.fire_times(self.schedule_type, **self._fields(), after=after, count=1)
+            return self._apply_jitter(upcoming[0], self.jitter, now) if upcoming else None
+        except Exception:
+            log.exception("no next fire time for a schedule", extra={"engine": ENGINE, "schedule": str(self)})
+            return None
+
+    def _apply_jitter(self, next_fire_time, jitter, now):
+        try:
+            return super()._apply_jitter(next_fire_time, jitter, now)
+        except OverflowError:  # jitter past year 9999: fire at the slot itself
+            return next_fire_time
 
     def slot_of(self, run_time: dt.datetime) -> dt.datetime:
         """The slot a (possibly jittered) run time belongs to."""

@@ -12,6 +12,8 @@ but replaces what users of the stock one fight:
   one-row change marker every ``max_interval`` (0.5 s). No full reload per edit.
 - **One leader.** It schedules only while it holds the ``beat`` leader lock; a second beat
   waits as a standby and takes over when the leader dies.
+- **One bad row never stops it.** A job it cannot schedule (a row written past validation,
+  a handler or time zone gone) is logged once and skipped (``quarantine.py``).
 - **Nothing lost.** On becoming leader it applies each job's misfire policy to the slots it
   missed and records the skipped ones; while leading it re-delivers runs whose worker
   stopped sending heartbeats; and it writes a heartbeat that ``/healthz`` reports.
@@ -29,6 +31,7 @@ from django_celery_beat.schedulers import DatabaseScheduler
 from tasks_app import conf, heartbeat, misfire
 from tasks_app.engines.celery import TASK, message_kwargs, message_options
 from tasks_app.engines.listener import ChangeWatcher
+from tasks_app.engines.quarantine import Quarantine
 from tasks_app.leader import leader_lock
 from tasks_app.models import Job, JobRun, RunStatus
 from tasks_app.runner.claims import worker_id
@@ -54,6 +57,7 @@ class TaskhubScheduler(DatabaseScheduler):
         self.started_at = timezone.now()
         self._next_beat = self._next_reap = self._next_lock_check = 0.0
         self._redelivered: dict[int, dt.datetime] = {}
+        self.quarantine = Quarantine(ENGINE)
         super().__init__(*args, **kwargs)
         self.max_interval = conf.get("BEAT_MAX_INTERVAL")
 
@@ -127,9 +131,17 @@ class TaskhubScheduler(DatabaseScheduler):
         last = misfire.last_slots([j.pk for j in jobs])
         now = timezone.now()
         for job in jobs:
-            self._catch_up(job, last.get(job.pk), now)
-        log.info("beat loaded jobs", extra={"engine": ENGINE, "jobs": len(jobs),
+            self._schedule(job, lambda: self._catch_up(job, last.get(job.pk), now))
+        log.info("beat loaded jobs", extra={"engine": ENGINE, "jobs": len(self.jobs), "skipped": len(jobs) - len(self.jobs),
                                             "seconds": round(time.monotonic() - started, 3)})
+
+    def _schedule(self, job: Job, schedule) -> None:
+        """Call ``schedule()`` for an admitted job; a job that cannot be scheduled is left out."""
+        if self.quarantine.admit(job):
+            with self.quarantine.guard(job):
+                schedule()
+                return
+        self._forget(job.pk)
 
     def _catch_up(self, job: Job, last_slot, now) -> None:
         """Apply the misfire policy to the slots missed since ``last_slot``, then schedule onwards."""
@@ -149,14 +161,18 @@ class TaskhubScheduler(DatabaseScheduler):
             job = rows.get(job_id)
             if job is None or not job.enabled or job.engine != ENGINE:
                 self._forget(job_id)
+                self.quarantine.release(job_id)
             else:
-                # An edit never owes slots from before it; a slot of the last second may still be sent
-                # (the runner's unique claim makes a repeat harmless).
-                recent = timezone.now() - dt.timedelta(seconds=1)
-                self.jobs[job_id] = job
-                self.fired[job_id] = max(self.fired.get(job_id, recent), recent)
-                self._push(job)
+                self._schedule(job, lambda: self._resume(job))
         log.info("beat reloaded jobs", extra={"engine": ENGINE, "jobs": sorted(job_ids)})
+
+    def _resume(self, job: Job) -> None:
+        # An edit never owes slots from before it; a slot of the last second may still be sent
+        # (the runner's unique claim makes a repeat harmless).
+        recent = timezone.now() - dt.timedelta(seconds=1)
+        self.jobs[job.pk] = job
+        self.fired[job.pk] = max(self.fired.get(job.pk, recent), recent)
+        self._push(job)
 
     def _forget(self, job_id) -> None:
         self.jobs.pop(job_id, None)
@@ -176,12 +192,17 @@ class TaskhubScheduler(DatabaseScheduler):
             job = self.jobs.get(job_id)
             if job is None or generation != self.generation.get(job_id):
                 continue  # edited, paused or deleted since it was pushed
-            due, skipped = misfire.plan(job, [slot], now)
-            misfire.record_skipped(job, ENGINE, skipped)
+            due = []
+            with self.quarantine.guard(job):
+                due, skipped = misfire.plan(job, [slot], now)
+                misfire.record_skipped(job, ENGINE, skipped)
             for s in due:
                 self._send(job, s)
             self.fired[job_id] = slot
-            self._push(job)
+            with self.quarantine.guard(job):
+                self._push(job)
+                continue
+            self._forget(job_id)
 
     def _send(self, job: Job, slot: dt.datetime) -> None:
         self.app.send_task(TASK, kwargs=message_kwargs(job.pk, slot), producer=self.producer, **message_options(job))

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tasks_app import registry, slots
+from tasks_app.models import problems
 from tasks_app.models.choices import Engine, ScheduleType, in_choices
 from tasks_app.querysets import JobQuerySet
 
@@ -125,8 +126,11 @@ class Job(models.Model):
         if self.schedule_type == ScheduleType.CRON:
             if not self.cron_expression:
                 raise ValidationError({"cron_expression": "A cron job needs a cron expression."})
+            # In the job's own zone, through the engines' slot function: a time that only ever
+            # falls into a daylight-saving gap never fires there.
+            zone = self.timezone if self.timezone in slots.known_zones() else "UTC"
             try:
-                slots.validate_cron(self.cron_expression)
+                slots.validate_cron(self.cron_expression, zone)
             except slots.ScheduleError as exc:
                 raise ValidationError({"cron_expression": str(exc)})
         elif self.schedule_type == ScheduleType.INTERVAL and self.interval_seconds is None:
@@ -169,6 +173,10 @@ class Job(models.Model):
         return slots.fire_times(
             self.schedule_type, cron_expression=self.cron_expression, timezone=self.timezone,
             interval_seconds=self.interval_seconds, run_at=self.run_at, after=after, count=count)
+
+    def schedule_problem(self) -> str | None:
+        """Why the engines cannot schedule this row as stored (one line), or None: see ``problems.py``."""
+        return problems.schedule_problem(self)
 
     def slot_at(self, at: dt.datetime) -> dt.datetime | None:
         """The slot (``scheduled_for``) a scheduler waking at ``at`` fires."""

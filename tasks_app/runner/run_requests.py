@@ -22,6 +22,9 @@ def queue_run(job: Job, trigger: str = Trigger.RUN_NOW, kwargs: dict | None = No
     """A queued run of ``job`` in its own slot (now); refused while a run-now is still queued."""
     from django.db import IntegrityError
 
+    problem = job.schedule_problem()
+    if problem:  # a broken job is refused everywhere until it is corrected (its handler may be gone)
+        raise RunRefused(f"'{job.name}' cannot run until it is corrected: {problem}")
     if kwargs is not None:
         try:
             job.spec.validate_kwargs(kwargs)
