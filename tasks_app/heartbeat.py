@@ -1,11 +1,15 @@
-"""Scheduler heartbeats: the leader writes one row per scheduler; health checks read it."""
+"""Scheduler heartbeats: the leader writes one row per scheduler; health checks read it.
+
+Also the ``jobs`` health check: the enabled jobs the schedulers skip because they cannot be
+scheduled (reported, not required unless ``HEALTH_REQUIRED`` names it).
+"""
 
 import datetime as dt
 
 from django.utils import timezone
 
 from tasks_app import conf, health
-from tasks_app.models import SchedulerHeartbeat
+from tasks_app.models import Job, SchedulerHeartbeat, problems
 
 SCHEDULERS = ("beat", "apscheduler")
 
@@ -59,3 +63,17 @@ def _check(scheduler):
 
 for _name in SCHEDULERS:
     health.check(_name)(_check(_name))
+
+
+@health.check("jobs")
+def _broken_jobs():
+    from django.db import connection
+
+    try:
+        found, count = problems.broken(Job.objects.filter(enabled=True), limit=3)
+    finally:
+        connection.close()
+    if count:
+        named = "; ".join(f"{job.name}: {reason}" for job, reason in found)
+        raise health.Unhealthy(f"{count} enabled job(s) cannot be scheduled ({named}{'; ...' if count > 3 else ''})")
+    return {"broken": 0}

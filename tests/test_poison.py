@@ -236,3 +236,14 @@ def test_the_job_list_shows_times_of_a_job_in_a_removed_zone_in_utc(admin_client
 
     assert local_time(NOW, "Mars/Olympus") == "2026-11-30 12:00 UTC"
     assert json.loads(admin_client.get("/healthz").content)["checks"]["database"]["ok"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthz_names_broken_jobs_without_failing_the_probe(client, poisoned):
+    response = client.get("/healthz")
+    jobs = json.loads(response.content)["checks"]["jobs"]
+    assert response.status_code == 200 and not jobs["required"]
+    assert jobs["ok"] is False and jobs["error"].startswith(f"{len(POISON)} enabled job(s) cannot be scheduled")
+    Job.objects.filter(pk__in=[poisoned[kind].pk for kind in POISON]).delete()
+    assert json.loads(client.get("/healthz").content)["checks"]["jobs"] == {
+        "ok": True, "broken": 0, "required": False, "ms": pytest.approx(0, abs=1000)}
