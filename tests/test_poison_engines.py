@@ -48,26 +48,23 @@ def assert_keeps_firing(proc, healthy, processes) -> None:
     assert proc.poll() is None, processes.output(proc)[-3000:]
 
 
-def test_runapscheduler_skips_poison_rows_and_fires_every_other_job(make_job, processes):
-    healthy = make_job(name="aps-healthy", engine="apscheduler", schedule_type="interval", interval_seconds=1)
-    poisoned = poison_jobs(make_job, "apscheduler")
-    proc = processes.apscheduler()
-    assert_keeps_firing(proc, healthy, processes)
-    late = enable_a_poison_job_live(make_job, "apscheduler")
-    assert wait_for(lambda: SKIPPED in processes.output(proc) and late.name in processes.output(proc))
-    assert_keeps_firing(proc, healthy, processes)
-    assert_logged_once_each(processes.output(proc), [*poisoned[:-1], late])
-    assert not JobRun.objects.filter(job__in=[*poisoned, late]).exists()
+def start_apscheduler(processes):
+    return processes.apscheduler()
 
 
-def test_beat_skips_poison_rows_and_fires_every_other_job(make_job, processes):
-    healthy = make_job(name="celery-healthy", engine="celery", schedule_type="interval", interval_seconds=1)
-    poisoned = poison_jobs(make_job, "celery")
+def start_celery(processes):
     processes.worker()
-    beat = processes.beat()
-    assert_keeps_firing(beat, healthy, processes)
-    late = enable_a_poison_job_live(make_job, "celery")
-    assert wait_for(lambda: SKIPPED in processes.output(beat) and late.name in processes.output(beat))
-    assert_keeps_firing(beat, healthy, processes)
-    assert_logged_once_each(processes.output(beat), [*poisoned[:-1], late])
+    return processes.beat()
+
+
+@pytest.mark.parametrize("engine, start", [("apscheduler", start_apscheduler), ("celery", start_celery)])
+def test_the_scheduler_skips_poison_rows_and_fires_every_other_job(make_job, processes, engine, start):
+    healthy = make_job(name=f"{engine}-healthy", engine=engine, schedule_type="interval", interval_seconds=1)
+    poisoned = poison_jobs(make_job, engine)
+    scheduler = start(processes)
+    assert_keeps_firing(scheduler, healthy, processes)
+    late = enable_a_poison_job_live(make_job, engine)
+    assert wait_for(lambda: SKIPPED in processes.output(scheduler) and late.name in processes.output(scheduler))
+    assert_keeps_firing(scheduler, healthy, processes)
+    assert_logged_once_each(processes.output(scheduler), [*poisoned[:-1], late])
     assert not JobRun.objects.filter(job__in=[*poisoned, late]).exists()
