@@ -66,7 +66,8 @@ def authenticate(request) -> ApiClient:
         client = ApiClient.objects.filter(key_id=headers[signing.KEY_HEADER]).first()
         if client is None:
             raise signing.SignatureError("unknown API key")
-        signing.check_signature(client.secret, headers, request.method, request.get_full_path(), _body(request))
+        target = signing.request_target(request.META, request.path)
+        signing.check_signature(client.secret, headers, request.method, target, _body(request))
     except signing.SignatureError as exc:
         raise ApiError(401, str(exc)) from None
     except SecretUnreadable as exc:
