@@ -103,32 +103,43 @@ names = st.sets(st.sampled_from(NAMES))
 def test_a_client_never_reaches_a_job_outside_its_explicit_scope(memory_engines):
     @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(before=names, after=names, allowed=names, deleted=names, all_jobs=st.booleans(),
-           enabled=st.sampled_from([True, True, True, False]))
-    def scope_holds(before, after, allowed, deleted, all_jobs, enabled):
+           fate=st.sampled_from([None, None, None, *REVOKED]))
+    def scope_holds(before, after, allowed, deleted, all_jobs, fate):
         after -= before
         with transaction.atomic():
-            check_scope(before, after, allowed & before, deleted & (before | after), all_jobs, enabled)
+            check_scope(before, after, allowed & before, deleted & (before | after), all_jobs, fate)
             transaction.set_rollback(True)
 
     scope_holds()
 
 
-def check_scope(before, after, allowed, deleted, all_jobs, enabled):
+# What can happen to a client after it was given its scope, and the refusal each one gets.
+REVOKED = {
+    "disabled": (lambda c: ApiClient.objects.filter(pk=c.pk).update(enabled=False), "this API key is disabled"),
+    "deleted": (lambda c: ApiClient.objects.filter(pk=c.pk).delete(), "unknown API key"),
+    "rotated": (lambda c: c.rotate_secret(), "bad signature"),
+}
+
+
+def check_scope(before, after, allowed, deleted, all_jobs, fate):
     jobs = {name: job_factory(name=name) for name in sorted(before)}
     runs = {name: make_run(job).pk for name, job in jobs.items()}
-    client = restricted(jobs=[jobs[name] for name in allowed], all_jobs=all_jobs, enabled=enabled)
+    client = restricted(jobs=[jobs[name] for name in allowed], all_jobs=all_jobs)
     jobs.update({name: job_factory(name=name) for name in sorted(after)})
     runs.update({name: make_run(jobs[name]).pk for name in sorted(after)})
     Job.objects.filter(name__in=deleted).delete()
+    if fate:
+        REVOKED[fate][0](client)
     existing = set(jobs) - deleted
-    reachable = (existing if all_jobs else allowed - deleted) if enabled else set()
+    reachable = set() if fate else existing if all_jobs else allowed - deleted
 
     refused = {}
     for name in NAMES:
         status = call("GET", f"/api/runs/{runs[name]}", client) if name in runs else None
         triggered = trigger(name, client)
-        if not enabled:
-            assert error_of(triggered, 401) == "this API key is disabled"
+        if fate:
+            assert error_of(triggered, 401) == REVOKED[fate][1]
+            assert status is None or error_of(status, 401) == REVOKED[fate][1]
         elif name in reachable:
             assert triggered.status_code == 202 and status.status_code == 200, (name, triggered.content)
         else:
@@ -151,17 +162,39 @@ def test_the_migration_gives_clients_with_no_jobs_all_jobs_and_keeps_restricted_
     before, after = [("tasks_app", "0003_api_clients")], [("tasks_app", "0004_apiclient_all_jobs")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
-    old = executor.loader.project_state(before).apps
-    job = old.get_model("tasks_app", "Job").objects.create(
-        name="echo", handler="number_sum", kwargs={"x": 1, "y": 2}, schedule_type="interval",
-        interval_seconds=3600, engine="apscheduler", timezone="UTC")
-    OldClient = old.get_model("tasks_app", "ApiClient")
-    OldClient.objects.create(name="unrestricted", key_id="thk_a", secret_encrypted="x", created_at=timezone.now())
-    OldClient.objects.create(name="restricted", key_id="thk_b", secret_encrypted="x",
-                             created_at=timezone.now()).allowed_jobs.set([job.pk])
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(after)
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    try:
+        old = executor.loader.project_state(before).apps
+        job = old.get_model("tasks_app", "Job").objects.create(
+            name="echo", handler="number_sum", kwargs={"x": 1, "y": 2}, schedule_type="interval",
+            interval_seconds=3600, engine="apscheduler", timezone="UTC")
+        OldClient = old.get_model("tasks_app", "ApiClient")
+        OldClient.objects.create(name="unrestricted", key_id="thk_a", secret_encrypted="x", created_at=timezone.now())
+        OldClient.objects.create(name="restricted", key_id="thk_b", secret_encrypted="x",
+                                 created_at=timezone.now()).allowed_jobs.set([job.pk])
+        MigrationExecutor(connection).migrate(after)
+    finally:  # the later tests need the current schema whatever happened here
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
     assert dict(ApiClient.objects.values_list("name", "all_jobs")) == {"unrestricted": True, "restricted": False}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrating_back_switches_off_a_client_that_may_use_no_job():
+    """The old schema reads an empty list as all jobs: going back must not widen a client."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    job = job_factory(name="echo")
+    restricted("none")
+    restricted("all", all_jobs=True)
+    ApiClient.objects.filter(name="all").get().allowed_jobs.set([job])  # as a raw write could leave it
+    restricted("some", jobs=[job])
+    before = [("tasks_app", "0003_api_clients")]
+    executor = MigrationExecutor(connection)
+    try:
+        executor.migrate(before)
+        old = executor.loader.project_state(before).apps.get_model("tasks_app", "ApiClient")
+        state = {c.name: (c.enabled, c.allowed_jobs.count()) for c in old.objects.all()}
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    assert state == {"none": (False, 0), "all": (True, 0), "some": (True, 1)}

@@ -1,8 +1,10 @@
 """The trigger API's views: ``POST /api/jobs/<name>/trigger`` and ``GET /api/runs/<id>``.
 
 Every request is signed (``signing``) by an enabled ``ApiClient``; every answer is one line of
-JSON, errors as ``{"error": "..."}``. A run is requested through the runner only, and nothing is
-queued when any check fails. CSRF does not apply: no cookie authenticates these requests.
+JSON, errors as ``{"error": "..."}``. Jobs and runs are looked up inside the client's scope
+(``ApiClient.jobs()``), so one it may not use answers 404 exactly as one that does not exist. A
+run is requested through the runner only, and nothing is queued when any check fails. CSRF does
+not apply: no cookie authenticates these requests.
 """
 
 import json
