@@ -402,6 +402,8 @@ def test_rotating_shows_the_new_secret_once_and_the_old_one_stops_working(admin_
     assert error_of(trigger(job.name, api_client), 401) == "bad signature"
     assert trigger(job.name, api_client, secret=new).status_code == 202
     assert new not in admin_client.get(reverse("admin:tasks_app_apiclient_change", args=[api_client.pk])).text
+    history = admin_client.get(reverse("admin:tasks_app_apiclient_history", args=[api_client.pk])).text
+    assert "Rotated the secret." in history and new not in history
 
 
 @pytest.mark.django_db

@@ -27,6 +27,8 @@ def show_secrets(modeladmin, request, secrets: list[tuple[ApiClient, str]], titl
 @admin.action(permissions=["change"], description="Rotate the secret of selected API clients")
 def rotate_secret(modeladmin, request, queryset):
     secrets = [(client, client.rotate_secret()) for client in queryset]
+    for client, _ in secrets:
+        modeladmin.log_change(request, client, "Rotated the secret.")  # who did it, in the client's history
     return show_secrets(modeladmin, request, secrets, "New API secrets")
 
 
