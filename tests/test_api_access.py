@@ -198,3 +198,17 @@ def test_migrating_back_switches_off_a_client_that_may_use_no_job():
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
     assert state == {"none": (False, 0), "all": (True, 0), "some": (True, 1)}
+
+
+@pytest.mark.django_db
+def test_a_client_deleted_in_the_admin_is_refused(admin_client, memory_engines):
+    from django.urls import reverse
+
+    job = job_factory()
+    gone, kept = restricted("gone", all_jobs=True), restricted("kept", all_jobs=True)
+    changelist = reverse("admin:tasks_app_apiclient_changelist")
+    response = admin_client.post(changelist, {"action": "delete_selected", "_selected_action": [gone.pk],
+                                              "post": "yes"})
+    assert response.status_code == 302 and list(ApiClient.objects.values_list("name", flat=True)) == ["kept"]
+    assert error_of(trigger(job.name, gone), 401) == "unknown API key"
+    assert trigger(job.name, kept).status_code == 202
