@@ -5,11 +5,16 @@ Django's test client and ``runserver`` do not, and there the canonical form is w
 """
 
 import http.client
+import re
 import socket
+import string
+from urllib.parse import unquote
 
 import pytest
 from django.conf import settings
+from django.db import transaction
 from django.test import Client
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from tasks_app.api import signing
 from tasks_app.api.models import ApiClient
@@ -101,6 +106,39 @@ def test_without_the_raw_target_the_canonical_form_is_signed(make_job, signer, m
 ])
 def test_the_canonical_form(path, query, canonical):
     assert signing.canonical_target(path, query) == canonical
+
+
+@given(st.text(st.characters(exclude_categories=["Cs"]), max_size=40))
+def test_the_canonical_form_decodes_back_and_escapes_all_it_must(path):
+    canonical = signing.canonical_target(path)
+    assert unquote(canonical, errors="strict") == path
+    assert set(canonical) <= set(signing.PATH_SAFE + "%" + string.ascii_letters + string.digits)
+    assert not re.search(r"%[0-9A-F]?[a-f]", canonical)  # upper-case hex only
+
+
+def _escaped(name, choices):
+    """``name`` with the characters ``choices`` picks percent-escaped, in upper- or lower-case hex."""
+    return "".join(f"%{ord(c):02{case}}" if case else c for c, case in zip(name, choices))
+
+
+@pytest.mark.django_db
+def test_any_escaping_of_the_path_verifies_as_sent_and_no_other_does(make_job, signer, memory_engines):
+    job = make_job(name="add.numbers-2")
+
+    @hypothesis_settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(choices=st.lists(st.sampled_from([None, "X", "x"]), min_size=len(job.name), max_size=len(job.name)),
+           query=st.sampled_from(["", "?", "?a=%c3%a9", "?a=b&c"]), other=st.integers(0, 3))
+    def verifies_as_sent(choices, query, other):
+        sent = f"/api/jobs/{_escaped(job.name, choices)}/trigger{query}"
+        with transaction.atomic():
+            assert send(signer, sent).status_code == 202, sent
+            transaction.set_rollback(True)
+        variants = {f"/api/jobs/{job.name}/trigger{query}", sent.lower(), sent.upper().replace("/API/JOBS", "/api/jobs"),
+                    f"/api/jobs/{_escaped(job.name, choices[other:] + choices[:other])}/trigger{query}"} - {sent}
+        for signed in variants:  # an equivalent target signed is still not the one sent
+            assert error_of(send(signer, sent, signed=signed), 401) == "bad signature"
+
+    verifies_as_sent()
 
 
 # -- under gunicorn, with the project's gunicorn.conf.py --------------------------------------
