@@ -7,9 +7,9 @@ answered by then counts as failed. ``HEALTH_REQUIRED`` names the checks that dec
 the overall status; the others are reported only.
 """
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-import re
 from functools import cache
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -118,10 +118,13 @@ def public_address(url: str) -> str:
 
 
 def _address(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # a malformed IPv6 host
+        return "(unreadable)"
     if not parts.scheme or "://" not in url:
         return "(unreadable)"
-    host = parts.hostname or ""
     host = f"[{host}]" if ":" in host else host
     try:
         port = parts.port
@@ -135,9 +138,12 @@ def _scrub(text: str) -> str:
     from django.conf import settings
 
     for url in str(getattr(settings, "CELERY_BROKER_URL", "") or "").split(";"):
-        parts = urlsplit(url.strip())
-        pieces = [parts.username, parts.password,
-                  *(value for key, value in parse_qsl(parts.query) if _SECRET_KEYS.search(key))]
+        try:
+            parts = urlsplit(url.strip())
+            pieces = [parts.username, parts.password,
+                      *(value for key, value in parse_qsl(parts.query) if _SECRET_KEYS.search(key))]
+        except ValueError:  # unparseable: hide it whole, wherever it is quoted
+            pieces = [url.strip()]
         # Longest first; very short pieces (a user "u") would mangle the message, not hide anything.
         for piece in sorted((p for p in pieces if p and len(p) >= 3), key=len, reverse=True):
             for form in {piece, unquote(piece)}:

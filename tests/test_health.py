@@ -230,3 +230,15 @@ def test_a_check_error_that_quotes_the_broker_url_is_scrubbed():
     with override_settings(CELERY_BROKER_URL=url):
         error = health.submit(fails).result()["error"]
     assert SECRET not in error and error.startswith("ConnectionError: cannot reach amqp://") and "heartbeat=30" in error
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", [f"redis://:{SECRET}@[::1:6379/0", f"redis://u:{SECRET}@[zz]:1/0"])
+def test_a_malformed_broker_url_is_reported_without_breaking_or_leaking(client, url):
+    from tasks_app.health import public_address
+
+    assert public_address(url) == "(unreadable)"
+    with override_settings(CELERY_BROKER_URL=url):
+        response = client.get("/healthz")
+    assert response.status_code in (200, 503) and SECRET not in response.content.decode()
+    assert response.json()["checks"]["broker"]["ok"] is False

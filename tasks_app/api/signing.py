@@ -11,11 +11,11 @@ A client holds a key id (public) and a secret. Every request carries four header
 
 ``METHOD`` is upper case; ``path`` is the request target exactly as sent in the request line,
 escapes, their case and any ``?query`` (or bare ``?``) included (``/api/jobs/backup/trigger``);
-behind a server that does not pass it on, its canonical form (``canonical_target``). The
-body digest is taken over the raw
-bytes sent (an empty body: the digest of no bytes, ``e3b0c442...b855``). Lines are joined by a
-single ``\\n`` with none at the end. The server accepts a timestamp at most five minutes from its
-own clock either way, and each nonce once per key within that time.
+behind a server that does not pass it on, its canonical form (``canonical_target``). The body
+digest is taken over the raw bytes sent (an empty body: the digest of no bytes,
+``e3b0c442...b855``). Lines are joined by a single ``\\n`` with none at the end. The server
+accepts a timestamp at most five minutes from its own clock either way, and each nonce once per
+key within that time.
 
 What it is not: it looks up no client and remembers no nonce (``views`` and ``models`` do).
 """
