@@ -141,6 +141,29 @@ def test_any_escaping_of_the_path_verifies_as_sent_and_no_other_does(make_job, s
     verifies_as_sent()
 
 
+def _post(host, port, sent, headers):
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    connection.putrequest("POST", sent, skip_accept_encoding=True)  # the target goes out byte for byte
+    for name, value in {**headers, "Content-Length": "0"}.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    response = connection.getresponse()
+    return response.status, response.read()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_under_runserver_the_canonical_form_is_signed(live_server, make_job, memory_engines):
+    # runserver's handler (wsgiref) passes no raw target on: what it can check is the canonical form.
+    make_job(name="add")
+    client, secret = ApiClient.objects.create_client(name="runserver", all_jobs=True)
+    host, port = live_server.thread.host, live_server.thread.port
+    for sent, canonical in [("/api/jobs/%61dd/trigger", "/api/jobs/add/trigger"),
+                            ("/api/jobs/add/trigger?", "/api/jobs/add/trigger"),
+                            ("/api/jobs/caf%c3%a9/trigger", "/api/jobs/caf%C3%A9/trigger")]:
+        assert _post(host, port, sent, signing.sign(client.key_id, secret, "POST", canonical))[0] in (202, 404)
+        assert _post(host, port, sent, signing.sign(client.key_id, secret, "POST", sent))[0] == 401
+
+
 # -- under gunicorn, with the project's gunicorn.conf.py --------------------------------------
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -158,13 +181,7 @@ def test_under_gunicorn_the_target_is_signed_as_sent(processes, make_job):  # no
                           SECRET_KEY=settings.SECRET_KEY)  # it decrypts the client's secret
 
     def post(sent, signed):
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        connection.putrequest("POST", sent, skip_accept_encoding=True)  # the target goes out byte for byte
-        for name, value in {**signing.sign(client.key_id, secret, "POST", signed), "Content-Length": "0"}.items():
-            connection.putheader(name, value)
-        connection.endheaders()
-        response = connection.getresponse()
-        return response.status, response.read()
+        return _post("127.0.0.1", port, sent, signing.sign(client.key_id, secret, "POST", signed))
 
     def up():
         try:
