@@ -7,13 +7,16 @@ answered by then counts as failed. ``HEALTH_REQUIRED`` names the checks that dec
 the overall status; the others are reported only.
 """
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from functools import cache
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tasks_app import conf
 
 CHECKS = {}
+_SECRET_KEYS = re.compile(r"pass|secret|token|key|auth|cred", re.IGNORECASE)  # query parameters worth hiding
 
 
 class Unhealthy(RuntimeError):
@@ -39,7 +42,7 @@ def _timed(func):
         return {"ok": True, **detail, "ms": round((time.perf_counter() - started) * 1000, 1)}
     except Exception as exc:  # a failing dependency is a result, not an error
         text = str(exc) if isinstance(exc, Unhealthy) else f"{type(exc).__name__}: {exc}"
-        return {"ok": False, "error": " ".join(text.split())[:300],
+        return {"ok": False, "error": _scrub(" ".join(text.split()))[:300],
                 "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
@@ -103,16 +106,49 @@ def broker():
 
         with Connection(url, connect_timeout=timeout) as connection:
             connection.ensure_connection(max_retries=1)
-    return {"url": _without_password(url)}
+    return {"url": public_address(url)}
 
 
-def _without_password(url: str) -> str:
-    from urllib.parse import urlsplit
+def public_address(url: str) -> str:
+    """Scheme, host and port of each URL in ``url`` (kombu joins failover URLs with ";").
 
-    parts = urlsplit(url)
-    if parts.password:
-        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
-    return parts.geturl()
+    /healthz is anonymous: no user, password, path (a vhost, a socket) or query (``?password=``) is shown.
+    """
+    return ";".join(_address(one.strip()) for one in url.split(";") if one.strip()) or "(unreadable)"
+
+
+def _address(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # a malformed IPv6 host
+        return "(unreadable)"
+    if not parts.scheme or "://" not in url:
+        return "(unreadable)"
+    host = f"[{host}]" if ":" in host else host
+    try:
+        port = parts.port
+    except ValueError:  # not a number: it is not an address, and it could be anything
+        port = None
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def _scrub(text: str) -> str:
+    """``text`` without any secret piece of the broker URL: a check's error can quote its settings."""
+    from django.conf import settings
+
+    for url in str(getattr(settings, "CELERY_BROKER_URL", "") or "").split(";"):
+        try:
+            parts = urlsplit(url.strip())
+            pieces = [parts.username, parts.password,
+                      *(value for key, value in parse_qsl(parts.query) if _SECRET_KEYS.search(key))]
+        except ValueError:  # unparseable: hide it whole, wherever it is quoted
+            pieces = [url.strip()]
+        # Longest first; very short pieces (a user "u") would mangle the message, not hide anything.
+        for piece in sorted((p for p in pieces if p and len(p) >= 3), key=len, reverse=True):
+            for form in {piece, unquote(piece)}:
+                text = text.replace(form, "***")
+    return text
 
 
 @check("workers")

@@ -5,12 +5,15 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 
 import pytest
 from django.conf import settings
+from django.contrib.messages import get_messages
+from django.contrib.messages.storage.cookie import CookieStorage
 from django.db import connection
 from django.test import Client, override_settings
 from django.urls import reverse
@@ -30,7 +33,7 @@ MEMORY = "tasks_app.engines.memory.MemoryEngine"
 @pytest.fixture
 def api_client():
     """A saved API client (all jobs allowed) with its plaintext secret as ``.plain``."""
-    client, secret = ApiClient.objects.create_client(name="ci")
+    client, secret = ApiClient.objects.create_client(name="ci", all_jobs=True)
     client.plain = secret
     return client
 
@@ -52,6 +55,11 @@ def error_of(response, status):
     assert response["Content-Type"] == "application/json" and b"\n" not in response.content
     return response.json()["error"]
 
+
+
+def restrict(client, jobs):
+    ApiClient.objects.filter(pk=client.pk).update(all_jobs=False)
+    client.allowed_jobs.set(jobs)
 
 
 def finished(run_id):
@@ -182,7 +190,7 @@ def test_a_replayed_request_is_refused(make_job, api_client, memory_engines):
     assert error_of(replay, 401) == "nonce already used: sign every request with a new one"
     assert JobRun.objects.filter(job=job).count() == 1
     # A nonce is per key: another client may happen to use the same one.
-    other, secret = ApiClient.objects.create_client(name="other")
+    other, secret = ApiClient.objects.create_client(name="other", all_jobs=True)
     again = signing.sign(other.key_id, secret, "POST", path, nonce=headers[signing.NONCE_HEADER])
     assert Client().generic("POST", path, b"", headers=again).status_code == 202
 
@@ -219,13 +227,13 @@ def test_csrf_does_not_apply_to_signed_requests(make_job, api_client, memory_eng
 
 # -- the other refusals ----------------------------------------------------------------------
 @pytest.mark.django_db
-def test_unknown_job_404_not_allowed_403_paused_409(make_job, api_client, memory_engines):
+def test_unknown_or_not_allowed_job_404_paused_409(make_job, api_client, memory_engines):
     allowed, forbidden, paused = make_job(name="allowed"), make_job(name="forbidden"), make_job(name="paused",
                                                                                                  enabled=False)
     assert error_of(trigger("nope", api_client), 404) == "no job named 'nope'"
     assert error_of(trigger("paused", api_client), 409) == "job 'paused' is paused"
-    api_client.allowed_jobs.set([allowed, paused])
-    assert error_of(trigger("forbidden", api_client), 403) == "this API key may not use job 'forbidden'"
+    restrict(api_client, [allowed, paused])
+    assert error_of(trigger("forbidden", api_client), 404) == "no job named 'forbidden'"
     assert error_of(trigger("paused", api_client), 409) == "job 'paused' is paused"
     assert not JobRun.objects.exists()
     assert trigger("allowed", api_client).status_code == 202
@@ -293,7 +301,7 @@ def test_only_the_right_method_and_known_paths(make_job, api_client, memory_engi
 
 # -- run status ------------------------------------------------------------------------------
 @pytest.mark.django_db
-def test_run_status_404_403_and_the_last_error_line(make_job, api_client):
+def test_run_status_404_and_the_last_error_line(make_job, api_client):
     mine, theirs = make_job(name="mine"), make_job(name="theirs")
     failed = make_run(mine, status="failed", attempt=3, progress=0.5,
                       error='Traceback (most recent call last):\n  File "x.py", line 1\nValueError: boom\n')
@@ -303,9 +311,9 @@ def test_run_status_404_403_and_the_last_error_line(make_job, api_client):
         "failed", 3, "ValueError: boom", 0.5, None)
     assert body["started_at"] is None and body["trigger"] == "schedule"
     assert error_of(call("GET", "/api/runs/999999", api_client), 404) == "no run 999999"
-    api_client.allowed_jobs.set([mine])
+    restrict(api_client, [mine])
     assert call("GET", f"/api/runs/{failed.pk}", api_client).status_code == 200
-    assert error_of(call("GET", f"/api/runs/{other.pk}", api_client), 403) == "this API key may not use job 'theirs'"
+    assert error_of(call("GET", f"/api/runs/{other.pk}", api_client), 404) == f"no run {other.pk}"  # no job named
 
 
 # -- secrets: stored encrypted, shown once, rotated ------------------------------------------
@@ -315,50 +323,87 @@ def _raw_row(client) -> str:
         return " ".join(map(str, cursor.fetchone()))
 
 
+def shown_secrets(response) -> list[str]:
+    return re.findall(r'<code class="api-secret">([^<]*)</code>', response.text)
+
+
+def stored(response) -> str:
+    """Everything the response leaves in the browser, the session or the message store, as text."""
+    request = response.wsgi_request
+    texts = [str(m) for m in get_messages(request)] + [str(dict(request.session.items()))]
+    for morsel in response.cookies.values():
+        texts.append(morsel.OutputString())
+        if morsel.key == CookieStorage.cookie_name:  # signed and compressed: decode before looking
+            texts += [str(m) for m in CookieStorage(request)._decode(morsel.value) or []]
+    return "\n".join(texts)
+
+
+def assert_shown_once_and_kept_nowhere(response, secret, admin_client):
+    assert response.status_code == 200 and response.text.count(secret) == 1
+    assert "no-store" in response["Cache-Control"]
+    assert secret not in stored(response)
+    assert secret not in admin_client.get(CLIENTS).text  # nor on the next page
+
+
 @pytest.mark.django_db
 def test_the_admin_shows_a_new_secret_once_and_stores_it_encrypted(admin_client, make_job, memory_engines):
     job = make_job()
     response = admin_client.post(reverse("admin:tasks_app_apiclient_add"),
-                                 {"name": "deploy-bot", "enabled": "on", "allowed_jobs": [job.pk]}, follow=True)
+                                 {"name": "deploy-bot", "enabled": "on", "allowed_jobs": [job.pk]})
     client = ApiClient.objects.get(name="deploy-bot")
-    messages = [str(m) for m in response.context["messages"]]
-    [shown] = [m for m in messages if "secret" in m]
-    secret = shown.split("secret <code>")[1].split("</code>")[0]
-    assert len(secret) == 64 and client.key_id in shown and "shown only this once" in shown
+    [secret] = shown_secrets(response)
+    assert len(secret) == 64 and client.key_id in response.text and "shown only on this page" in response.text
+    assert_shown_once_and_kept_nowhere(response, secret, admin_client)
     assert secret not in _raw_row(client) and client.secret_encrypted.startswith("gAAAA")  # a Fernet token
     client.plain = secret
     assert trigger(job.name, client).status_code == 202  # the shown secret is the one that verifies
-    assert list(client.allowed_jobs.all()) == [job]
+    assert list(client.allowed_jobs.all()) == [job] and not client.all_jobs
 
     change = admin_client.get(reverse("admin:tasks_app_apiclient_change", args=[client.pk])).text
     listing = admin_client.get(CLIENTS).text
-    for page in (change, listing, response.content.decode().split(shown)[-1]):
+    for page in (change, listing):
         assert client.key_id in page and secret not in page
-    assert secret not in admin_client.get(CLIENTS).text  # the message went with the first page
-    assert "Last used" in listing and "deploy-bot" in listing
+    assert "Last used" in listing and "deploy-bot" in listing and "1 job" in listing
 
 
 @pytest.mark.django_db
 def test_the_add_page_asks_only_what_a_person_chooses(admin_client):
     page = admin_client.get(reverse("admin:tasks_app_apiclient_add")).text
-    assert 'name="name"' in page and 'name="allowed_jobs"' in page
+    assert 'name="name"' in page and 'name="allowed_jobs"' in page and 'name="all_jobs"' in page
     assert "secret" not in page.lower() and "Key id" not in page
+
+
+@pytest.mark.django_db
+def test_a_client_has_all_jobs_or_some_never_both_and_none_is_none(admin_client, make_job):
+    job = make_job()
+    add = reverse("admin:tasks_app_apiclient_add")
+    response = admin_client.post(add, {"name": "both", "enabled": "on", "all_jobs": "on", "allowed_jobs": [job.pk]})
+    assert "Choose either all jobs or some jobs, not both." in response.text
+    assert not ApiClient.objects.filter(name="both").exists()
+    admin_client.post(add, {"name": "all", "enabled": "on", "all_jobs": "on"})
+    admin_client.post(add, {"name": "none", "enabled": "on"})
+    assert dict(ApiClient.objects.values_list("name", "all_jobs")) == {"all": True, "none": False}
+    listing = admin_client.get(CLIENTS).text
+    assert "all jobs" in listing and ">none<" in listing
 
 
 @pytest.mark.django_db
 def test_rotating_shows_the_new_secret_once_and_the_old_one_stops_working(admin_client, make_job, api_client,
                                                                          memory_engines):
     job = make_job()
+    other, _ = ApiClient.objects.create_client(name="other")
     before = api_client.secret_encrypted
-    response = admin_client.post(CLIENTS, {"action": "rotate_secret", "_selected_action": [api_client.pk]},
-                                 follow=True)
-    [shown] = [str(m) for m in response.context["messages"]]
-    new = shown.split("secret <code>")[1].split("</code>")[0]
+    response = admin_client.post(CLIENTS, {"action": "rotate_secret", "_selected_action": [api_client.pk, other.pk]})
+    new, other_new = shown_secrets(response)  # ordered by name: "ci", "other"
+    for secret in (new, other_new):
+        assert_shown_once_and_kept_nowhere(response, secret, admin_client)
     api_client.refresh_from_db()
     assert new != api_client.plain and api_client.secret_encrypted != before and new not in _raw_row(api_client)
     assert error_of(trigger(job.name, api_client), 401) == "bad signature"
     assert trigger(job.name, api_client, secret=new).status_code == 202
     assert new not in admin_client.get(reverse("admin:tasks_app_apiclient_change", args=[api_client.pk])).text
+    history = admin_client.get(reverse("admin:tasks_app_apiclient_history", args=[api_client.pk])).text
+    assert "Rotated the secret." in history and new not in history
 
 
 @pytest.mark.django_db

@@ -157,3 +157,88 @@ def test_healthcheck_command_can_check_only_the_broker():
     env = clean_env(SECRET_KEY="k", CELERY_BROKER_URL="redis://127.0.0.1:1/0")
     result = manage("healthcheck", "--check", "broker", env=env)
     assert result.returncode == 1 and "broker" in result.stdout and "database" not in result.stdout
+
+
+# -- the broker's address: scheme, host and port only ----------------------------------------
+SECRET = "s3cret"
+
+
+@pytest.mark.parametrize("url, shown", [
+    (f"redis://:{SECRET}@127.0.0.1:6379/0", "redis://127.0.0.1:6379"),
+    (f"redis://127.0.0.1:6379/0?password={SECRET}", "redis://127.0.0.1:6379"),
+    (f"rediss://user:{SECRET}@Redis.Example:6380/{SECRET}?ssl_cert_reqs=none", "rediss://redis.example:6380"),
+    (f"redis://[::1]:6379/0?password={SECRET}", "redis://[::1]:6379"),
+    (f"redis://u:{SECRET}@[2001:db8::1]/2", "redis://[2001:db8::1]"),
+    (f"amqp://guest:{SECRET}@rabbit:5672/{SECRET}-vhost?heartbeat=30", "amqp://rabbit:5672"),
+    (f"pyamqp://guest:{SECRET}@rabbit//", "pyamqp://rabbit"),
+    (f"sentinel://:{SECRET}@10.0.0.1:26379;sentinel://:{SECRET}@10.0.0.2:26379/0?password={SECRET}",
+     "sentinel://10.0.0.1:26379;sentinel://10.0.0.2:26379"),
+    (f"redis+socket:///var/run/{SECRET}.sock?password={SECRET}", "redis+socket://"),
+    (f"redis://host:notaport/{SECRET}", "redis://host"),
+    (f"not a url {SECRET}", "(unreadable)"),
+])
+def test_the_broker_is_shown_by_scheme_host_and_port_only(url, shown):
+    from tasks_app.health import public_address
+
+    assert public_address(url) == shown
+
+
+@pytest.fixture
+def broker_with_secrets():
+    """The test Redis, reached with a password (any is accepted: no ACL password is set) and a secret query."""
+    require(REDIS_URL, "Redis")
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(REDIS_URL)
+    return f"redis://default:{SECRET}@{parts.hostname}:{parts.port}{parts.path}?client_name={SECRET}2"
+
+
+@pytest.mark.django_db
+def test_healthz_and_the_healthcheck_command_name_no_secret_of_the_broker_url(client, broker_with_secrets):
+    with override_settings(CELERY_BROKER_URL=broker_with_secrets):
+        body = client.get("/healthz").content.decode()
+    assert '"url": "redis://' in body and SECRET not in body
+    env = clean_env(SECRET_KEY="k", CELERY_BROKER_URL=broker_with_secrets)
+    for output in (manage("healthcheck", "--check", "broker", env=env), manage("healthcheck", "--json", env=env)):
+        assert "redis://127.0.0.1:" in output.stdout and SECRET not in output.stdout + output.stderr
+
+
+@pytest.mark.django_db
+def test_a_failing_broker_names_no_secret_either(client):
+    for url in (f"redis://:{SECRET}@127.0.0.1:1/0?password={SECRET}", f"redis://u:{SECRET}@127.0.0.1:notaport/0",
+                f"amqp://u:{SECRET}@127.0.0.1:1/{SECRET}?heartbeat=x"):
+        with override_settings(CELERY_BROKER_URL=url):
+            body = client.get("/healthz").json()
+        assert body["checks"]["broker"]["ok"] is False and SECRET not in json.dumps(body), body
+
+
+@pytest.mark.django_db
+def test_the_dashboard_names_no_secret_of_the_broker_url(admin_client, broker_with_secrets):
+    with override_settings(CELERY_BROKER_URL=broker_with_secrets):
+        page = admin_client.get("/admin/").content.decode()
+    assert "redis://127.0.0.1:" in page and SECRET not in page
+
+
+def test_a_check_error_that_quotes_the_broker_url_is_scrubbed():
+    from tasks_app import health
+
+    url = f"amqp://guest:{SECRET}@rabbit:5672/vhost?auth_token={SECRET}2&heartbeat=30"
+
+    def fails():
+        raise ConnectionError(f"cannot reach {url} (user guest, password {SECRET})")
+
+    with override_settings(CELERY_BROKER_URL=url):
+        error = health.submit(fails).result()["error"]
+    assert SECRET not in error and error.startswith("ConnectionError: cannot reach amqp://") and "heartbeat=30" in error
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", [f"redis://:{SECRET}@[::1:6379/0", f"redis://u:{SECRET}@[zz]:1/0"])
+def test_a_malformed_broker_url_is_reported_without_breaking_or_leaking(client, url):
+    from tasks_app.health import public_address
+
+    assert public_address(url) == "(unreadable)"
+    with override_settings(CELERY_BROKER_URL=url):
+        response = client.get("/healthz")
+    assert response.status_code in (200, 503) and SECRET not in response.content.decode()
+    assert response.json()["checks"]["broker"]["ok"] is False

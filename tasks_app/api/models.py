@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from tasks_app.api.signing import WINDOW_SECONDS
@@ -61,8 +61,12 @@ class ApiClient(models.Model):
                               help_text="Public: sent as X-Taskhub-Key.")
     secret_encrypted = models.TextField(editable=False)
     enabled = models.BooleanField(default=True)
+    # An explicit choice: reading "all" from an empty list widened a client whose jobs were all deleted.
+    all_jobs = models.BooleanField("all jobs", default=False,
+                                   help_text="May use every job, including jobs added later.")
     allowed_jobs = models.ManyToManyField("tasks_app.Job", blank=True, related_name="api_clients",
-                                          help_text="Jobs this client may trigger and read runs of. Empty: all jobs.")
+                                          help_text="The jobs this client may trigger and read runs of, unless "
+                                                    "it has all jobs. None: no job.")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -92,15 +96,23 @@ class ApiClient(models.Model):
     @property
     def secret(self) -> str:
         try:
-            return _fernet().decrypt(self.secret_encrypted.encode()).decode()
+            secret = _fernet().decrypt(self.secret_encrypted.encode()).decode()
         except InvalidToken:
             raise SecretUnreadable(f"the secret of API client '{self.name}' cannot be decrypted with SECRET_KEY "
                                    f"or SECRET_KEY_FALLBACKS; rotate it") from None
+        if not secret:  # anyone can compute an HMAC keyed with nothing
+            raise SecretUnreadable(f"the secret of API client '{self.name}' is empty; rotate it")
+        return secret
 
-    def may_use(self, job) -> bool:
-        """Whether this client may trigger ``job`` and read its runs."""
-        allowed = set(self.allowed_jobs.values_list("pk", flat=True))
-        return not allowed or job.pk in allowed
+    def jobs(self) -> models.QuerySet:
+        """The jobs this client may trigger and read runs of, decided by the rows when the query runs.
+
+        Its own row is read again in the same query, so a client deleted, disabled or emptied since it
+        was loaded reaches nothing; so does an unsaved one.
+        """
+        Job = self._meta.get_field("allowed_jobs").related_model
+        me = type(self).objects.filter(pk=self.pk, enabled=True)
+        return Job.objects.filter(Exists(me.filter(all_jobs=True)) | Exists(me.filter(allowed_jobs=OuterRef("pk"))))
 
     def mark_used(self) -> None:
         type(self).objects.filter(pk=self.pk).update(last_used_at=timezone.now())

@@ -9,11 +9,13 @@ A client holds a key id (public) and a secret. Every request carries four header
 
         {timestamp}\\n{METHOD}\\n{path}\\n{sha256 hex of the body}\\n{nonce}
 
-``METHOD`` is upper case; ``path`` is the path exactly as in the request line, with the query
-string if there is one (``/api/jobs/backup/trigger``); the body digest is taken over the raw
-bytes sent (an empty body: the digest of no bytes, ``e3b0c442...b855``). Lines are joined by a
-single ``\\n`` with none at the end. The server accepts a timestamp at most five minutes from its
-own clock either way, and each nonce once per key within that time.
+``METHOD`` is upper case; ``path`` is the request target exactly as sent in the request line,
+escapes, their case and any ``?query`` (or bare ``?``) included (``/api/jobs/backup/trigger``);
+behind a server that does not pass it on, its canonical form (``canonical_target``). The body
+digest is taken over the raw bytes sent (an empty body: the digest of no bytes,
+``e3b0c442...b855``). Lines are joined by a single ``\\n`` with none at the end. The server
+accepts a timestamp at most five minutes from its own clock either way, and each nonce once per
+key within that time.
 
 What it is not: it looks up no client and remembers no nonce (``views`` and ``models`` do).
 """
@@ -23,6 +25,7 @@ import hmac
 import re
 import secrets
 import time
+from urllib.parse import quote
 
 KEY_HEADER = "X-Taskhub-Key"
 TIMESTAMP_HEADER = "X-Taskhub-Timestamp"
@@ -34,6 +37,12 @@ WINDOW_SECONDS = 300
 NONCE_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _TIMESTAMP_PATTERN = re.compile(r"[0-9]{1,12}")
 _SIGNATURE_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
+
+# Where WSGI servers put the request line's target: gunicorn's RAW_URI, uWSGI's and mod_wsgi's REQUEST_URI.
+RAW_TARGET_KEYS = ("RAW_URI", "REQUEST_URI")
+_ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")  # "GET http://host/path HTTP/1.1"
+# RFC 3986's path characters (unreserved, sub-delims, ":" and "@") and "/": never escaped in the canonical form.
+PATH_SAFE = "/-._~!$&'()*+,;=:@"
 
 
 class SignatureError(Exception):
@@ -60,6 +69,32 @@ def sign(key_id: str, secret: str, method: str, path: str, body: bytes = b"",
     nonce = nonce or secrets.token_hex(16)
     return {KEY_HEADER: key_id, TIMESTAMP_HEADER: stamp, NONCE_HEADER: nonce,
             SIGNATURE_HEADER: signature(secret, stamp, method, path, body, nonce)}
+
+
+def request_target(environ: dict, path: str) -> str:
+    """What a request is signed over: the target as the client sent it, when the server passes it on.
+
+    ``environ`` is the WSGI environ (``request.META``), ``path`` the decoded path Django routes on.
+    """
+    for key in RAW_TARGET_KEYS:
+        if raw := environ.get(key):
+            raw = _ABSOLUTE_FORM.sub("", raw, count=1) if _ABSOLUTE_FORM.match(raw) else raw
+            return _from_wsgi(raw) or "/"
+    return canonical_target(path, _from_wsgi(environ.get("QUERY_STRING", "")))
+
+
+def canonical_target(path: str, query: str = "") -> str:
+    """``path`` as UTF-8 with every byte outside ``PATH_SAFE`` escaped as ``%XX`` (upper-case hex),
+    then ``?query`` as received when the query is not empty (a bare ``?`` cannot be seen here)."""
+    return quote(path, safe=PATH_SAFE) + (f"?{query}" if query else "")
+
+
+def _from_wsgi(value: str) -> str:
+    # WSGI strings carry the request's bytes as latin-1 (PEP 3333); the client signed their UTF-8 reading.
+    try:
+        return value.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # already text (an ASGI server, Django's test client)
+        return value
 
 
 def check_form(headers: dict[str, str]) -> None:

@@ -1,8 +1,10 @@
 """The trigger API's views: ``POST /api/jobs/<name>/trigger`` and ``GET /api/runs/<id>``.
 
 Every request is signed (``signing``) by an enabled ``ApiClient``; every answer is one line of
-JSON, errors as ``{"error": "..."}``. A run is requested through the runner only, and nothing is
-queued when any check fails. CSRF does not apply: no cookie authenticates these requests.
+JSON, errors as ``{"error": "..."}``. Jobs and runs are looked up inside the client's scope
+(``ApiClient.jobs()``), so one it may not use answers 404 exactly as one that does not exist. A
+run is requested through the runner only, and nothing is queued when any check fails. CSRF does
+not apply: no cookie authenticates these requests.
 """
 
 import json
@@ -66,7 +68,8 @@ def authenticate(request) -> ApiClient:
         client = ApiClient.objects.filter(key_id=headers[signing.KEY_HEADER]).first()
         if client is None:
             raise signing.SignatureError("unknown API key")
-        signing.check_signature(client.secret, headers, request.method, request.get_full_path(), _body(request))
+        target = signing.request_target(request.META, request.path)
+        signing.check_signature(client.secret, headers, request.method, target, _body(request))
     except signing.SignatureError as exc:
         raise ApiError(401, str(exc)) from None
     except SecretUnreadable as exc:
@@ -90,7 +93,7 @@ def _body(request) -> bytes:
 # -- views -----------------------------------------------------------------------------------
 @signed("POST")
 def trigger(request, client: ApiClient, name: str):
-    job = _allowed(client, Job.objects.filter(name=name).first(), f"no job named '{name}'")
+    job = _found(client.jobs().filter(name=name).first(), f"no job named '{name}'")
     if not job.enabled:
         raise ApiError(409, f"job '{name}' is paused")
     kwargs = _check_kwargs(job, _requested_kwargs(request.body))
@@ -110,8 +113,8 @@ def trigger(request, client: ApiClient, name: str):
 
 @signed("GET")
 def run_status(request, client: ApiClient, run_id: int):
-    run = JobRun.objects.select_related("job").filter(pk=run_id).first()
-    _allowed(client, run and run.job, f"no run {run_id}")
+    run = _found(JobRun.objects.select_related("job").filter(pk=run_id, job__in=client.jobs()).first(),
+                 f"no run {run_id}")
     return JsonResponse({
         "run": run.pk, "job": run.job.name, "status": run.status, "trigger": run.trigger, "attempt": run.attempt,
         "scheduled_for": _time(run.scheduled_for), "started_at": _time(run.started_at),
@@ -131,12 +134,11 @@ def not_found(request, rest=""):
 
 
 # -- checks ----------------------------------------------------------------------------------
-def _allowed(client: ApiClient, job: Job | None, missing: str) -> Job:
-    if job is None:
+def _found(found, missing: str):
+    """Lookups run inside the client's scope: what it may not use answers exactly as what does not exist."""
+    if found is None:
         raise ApiError(404, missing)
-    if not client.may_use(job):
-        raise ApiError(403, f"this API key may not use job '{job.name}'")
-    return job
+    return found
 
 
 def _requested_kwargs(body: bytes) -> dict | None:
