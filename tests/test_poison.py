@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from tasks_app import slots
 from tasks_app.engines.apscheduler import SlotTrigger
-from tasks_app.models import Job
+from tasks_app.models import Job, JobRun
 from tasks_app.runner import run_requests
 
 AMS, NYC, LHI, KOL = "Europe/Amsterdam", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"
@@ -247,3 +247,15 @@ def test_healthz_names_broken_jobs_without_failing_the_probe(client, poisoned):
     Job.objects.filter(pk__in=[poisoned[kind].pk for kind in POISON]).delete()
     assert json.loads(client.get("/healthz").content)["checks"]["jobs"] == {
         "ok": True, "broken": 0, "required": False, "ms": pytest.approx(0, abs=1000)}
+
+
+@pytest.mark.django_db
+def test_the_api_refuses_a_broken_job_with_409_and_runs_the_others(poisoned, memory_engines):
+    from tasks_app.models import ApiClient
+    from tests.test_api import error_of, trigger
+
+    client, client.plain = ApiClient.objects.create_client(name="poison", all_jobs=True)
+    for kind in POISON:
+        assert "cannot run" in error_of(trigger(poisoned[kind].name, client), 409), kind
+    assert not JobRun.objects.filter(job__in=[poisoned[kind] for kind in POISON]).exists()
+    assert trigger("healthy", client).status_code == 202
