@@ -23,6 +23,8 @@ from pathlib import Path
 
 from pythonjsonlogger.json import JsonFormatter
 
+from taskhub import log_stream
+
 CONTEXT_FIELDS = ("job", "run", "engine", "attempt")
 _context = {name: contextvars.ContextVar(f"taskhub_log_{name}", default=None) for name in CONTEXT_FIELDS}
 
@@ -110,7 +112,9 @@ def _start(settings: dict, in_child: bool = False) -> None:
     queue_handler = _QueueHandler(records)
     queue_handler.addFilter(ContextFilter())
     root = logging.getLogger()
-    for old in [h for h in root.handlers if isinstance(h, logging.handlers.QueueHandler)]:
+    # The root's handlers are ours alone: one another tool put there (gunicorn's
+    # logconfig defaults, an earlier configure) would write every record a second time.
+    for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(queue_handler)
     root.setLevel(settings.get("level", "INFO"))
@@ -121,6 +125,7 @@ def _start(settings: dict, in_child: bool = False) -> None:
 def stop() -> None:
     """Flush what is queued and stop the writer thread."""
     global _listener
+    log_stream.flush_all()  # what was printed to a redirected stdout/stderr, not yet logged
     if _listener is not None:
         _listener.stop()
         for handler in _listener.handlers:
@@ -149,6 +154,7 @@ def configure(settings: dict) -> None:
         logger.propagate = True
     for name, level in _settings.get("loggers", {}).items():
         logging.getLogger(name).setLevel(level)
+    logging.captureWarnings(True)  # a warning is a record too, not loose lines on stderr
 
 
 os.register_at_fork(after_in_child=_restart_in_child)

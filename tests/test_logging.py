@@ -3,12 +3,19 @@
 import json
 import logging
 import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import urllib.error
+import urllib.request
 
 import pytest
 
 from taskhub import log
-from tests.helpers import clean_env, python
+from tests.helpers import clean_env, python, wait_for
+from tests.processes import processes  # noqa: F401  (fixture)
 
 LOG_SOME = """
 import logging
@@ -115,3 +122,56 @@ def test_gunicorn_logs_json_lines_too(capsys):
     logging.getLogger("gunicorn.error").info("Booting worker with pid: %s", 123)
     [record] = json_lines(capsys.readouterr().err)
     assert record["logger"] == "gunicorn.error" and record["message"] == "Booting worker with pid: 123"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_under_gunicorn_a_request_logs_each_record_once_as_json(tmp_path):
+    """Gunicorn's default root handler must not write our records a second time."""
+    from tests.helpers import ROOT
+
+    port, out = free_port(), open(tmp_path / "gunicorn.log", "w")
+    env = clean_env(SECRET_KEY="k", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
+         "--workers", "1", "--no-control-socket", "taskhub.wsgi:application"],
+        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def answers():
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/no-such-page-42", timeout=2)
+            except urllib.error.HTTPError as exc:
+                return exc.code
+            except OSError:
+                return None
+        assert wait_for(answers, timeout=30, interval=0.2) == 404
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    lines = [line for line in (tmp_path / "gunicorn.log").read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    about_it = [r for r in records if "no-such-page-42" in r["message"]]
+    assert sorted(r["logger"] for r in about_it) == ["django.request", "gunicorn.access"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(120)
+def test_a_traceback_written_to_a_celery_workers_stderr_is_one_json_record(make_job, processes):
+    from tasks_app.models import JobRun
+    from tasks_app.runner import run_requests
+
+    worker = processes.worker(concurrency=1)
+    job = make_job(engine="celery", handler="test_print_traceback", kwargs={"marker": "marker-5f3a"})
+    run = run_requests.request_run(job)
+    assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded", timeout=60)
+    assert wait_for(lambda: "RuntimeError: marker-5f3a" in processes.output(worker), timeout=10)
+    processes.stop_all()
+    records = [json.loads(line) for line in processes.output(worker).splitlines() if line.startswith("{")]
+    [printed] = [r for r in records if r["logger"] == "celery.redirected" and r.get("run") == run.pk]
+    assert printed["message"].startswith("Traceback (most recent call last):\n  File ")
+    assert printed["message"].endswith("raise RuntimeError(marker)\nRuntimeError: marker-5f3a")
+    assert printed["stream"] == "stderr" and printed["job"] == job.name
