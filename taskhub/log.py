@@ -3,7 +3,9 @@
 ``configure`` is Django's ``LOGGING_CONFIG``: it puts one ``QueueHandler`` on the root
 logger, and a ``QueueListener`` thread writes each record as one JSON object to the
 console and, when ``TASKHUB_LOG_FILE`` is set, to a rotating file — so a slow disk
-never blocks a handler, a request or the scheduler loop.
+never blocks a handler, a request or the scheduler loop. The root logger's handlers are
+ours alone (gunicorn's defaults would write each record twice); warnings and uncaught
+exceptions become records too, so every line a process writes to its log is one JSON object.
 
 ``log_context(job=..., run=..., engine=..., attempt=...)`` sets context variables that
 the :class:`ContextFilter` copies onto every record made inside it (asyncio tasks
@@ -19,6 +21,8 @@ import logging.handlers
 import os
 import queue
 import sys
+import threading
+import traceback
 from pathlib import Path
 
 from pythonjsonlogger.json import JsonFormatter
@@ -103,6 +107,7 @@ def _output_handlers(settings: dict, in_child: bool = False) -> list[logging.Han
     formatter = json_formatter()
     for handler in handlers:
         handler.setFormatter(formatter)
+        handler.handleError = _report_on_real_stderr
     return handlers
 
 
@@ -155,6 +160,28 @@ def configure(settings: dict) -> None:
     for name, level in _settings.get("loggers", {}).items():
         logging.getLogger(name).setLevel(level)
     logging.captureWarnings(True)  # a warning is a record too, not loose lines on stderr
+    sys.excepthook, threading.excepthook = _log_uncaught, _log_uncaught_in_thread
+
+
+def _log_uncaught(kind, value, tb) -> None:
+    """A crash is one record with its traceback, not loose lines between the JSON ones."""
+    if issubclass(kind, KeyboardInterrupt):
+        return sys.__excepthook__(kind, value, tb)
+    logging.getLogger("taskhub").critical("uncaught exception", exc_info=(kind, value, tb))
+
+
+def _log_uncaught_in_thread(args) -> None:
+    if args.exc_type is SystemExit:
+        return
+    logging.getLogger("taskhub").critical("uncaught exception in thread %s", getattr(args.thread, "name", "?"),
+                                          exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+
+def _report_on_real_stderr(record) -> None:
+    # Handler.handleError writes to sys.stderr, which may be a LoggingStream: a handler that
+    # keeps failing would log its own failure for ever.
+    if logging.raiseExceptions:
+        traceback.print_exc(file=sys.__stderr__)
 
 
 os.register_at_fork(after_in_child=_restart_in_child)

@@ -175,3 +175,18 @@ def test_a_traceback_written_to_a_celery_workers_stderr_is_one_json_record(make_
     assert printed["message"].startswith("Traceback (most recent call last):\n  File ")
     assert printed["message"].endswith("raise RuntimeError(marker)\nRuntimeError: marker-5f3a")
     assert printed["stream"] == "stderr" and printed["job"] == job.name
+
+
+def test_an_uncaught_exception_is_one_json_record_in_a_thread_and_at_exit():
+    code = (
+        "import threading\n"
+        "def fail(): raise KeyError('in-a-thread')\n"
+        "t = threading.Thread(target=fail); t.start(); t.join()\n"
+        "raise ValueError('at-exit')\n"
+    )
+    result = python(code, env=clean_env(SECRET_KEY="k"))
+    assert result.returncode == 1
+    records = json_lines(result.stderr)  # every line is one JSON object
+    thread, at_exit = [r for r in records if r["level"] == "CRITICAL"]
+    assert "KeyError: 'in-a-thread'" in thread["exc_info"] and thread["exc_info"].startswith("Traceback")
+    assert at_exit["exc_info"].endswith("ValueError: at-exit")
