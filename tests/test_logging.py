@@ -190,3 +190,34 @@ def test_an_uncaught_exception_is_one_json_record_in_a_thread_and_at_exit():
     thread, at_exit = [r for r in records if r["level"] == "CRITICAL"]
     assert "KeyError: 'in-a-thread'" in thread["exc_info"] and thread["exc_info"].startswith("Traceback")
     assert at_exit["exc_info"].endswith("ValueError: at-exit")
+
+
+PRINTS_LATER = """
+import sys, threading, time, traceback
+
+def later():
+    time.sleep(3)  # beat has redirected its stderr by then
+    try:
+        raise ValueError("beat-marker-9c1")
+    except ValueError:
+        traceback.print_exc()
+
+threading.Thread(target=later, daemon=True).start()
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(120)
+def test_a_traceback_written_to_beats_stderr_is_one_json_record(processes, tmp_path):
+    """As when beat crashed: its traceback on the redirected stderr became ~950 records."""
+    from tests.helpers import ROOT
+
+    (tmp_path / "prints_later.py").write_text(PRINTS_LATER)
+    beat = processes.beat(PYTHONPATH=f"{ROOT}:{tmp_path}",
+                          TASKHUB_HANDLER_MODULES="tasks_app.handlers,tests.handlers_for_tests,prints_later")
+    assert wait_for(lambda: "ValueError: beat-marker-9c1" in processes.output(beat), timeout=60)
+    processes.stop_all()
+    records = [json.loads(line) for line in processes.output(beat).splitlines() if line.startswith("{")]
+    [printed] = [r for r in records if r["logger"] == "celery.redirected"]
+    assert printed["message"].startswith("Traceback (most recent call last):\n")
+    assert printed["message"].endswith('raise ValueError("beat-marker-9c1")\nValueError: beat-marker-9c1')
