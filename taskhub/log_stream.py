@@ -24,6 +24,8 @@ _streams: list["LoggingStream"] = []
 
 
 class LoggingStream(io.TextIOBase):
+    encoding = "utf-8"  # what code that checks sys.stderr.encoding may write
+
     def __init__(self, logger: logging.Logger, level: int, name: str):
         self.logger, self.level, self.stream_name = logger, level, name
         self._reset()

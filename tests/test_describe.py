@@ -19,6 +19,7 @@ WINDOW = dt.timedelta(days=2 * 366)
     ("0 0 L * 1", "At 00:00, on the last day of the month, or on Monday"),
     ("0 0 13 * 5", "At 00:00, on day 13 of the month, or on Friday"),
     ("0 0 8 * 1#2", "At 00:00, on the second Monday of the month"),  # croniter: the day of month adds nothing
+    ("0 0 1 * */7", "At 00:00, on day 1 of the month, or on Sunday"),  # found by hypothesis: cron-descriptor fails on */7
     ("0 0 29 2 *", "At 00:00, on day 29 of the month, only in February"),
     ("0 0 * * 1", "At 00:00, only on Monday"),
 ])

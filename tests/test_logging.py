@@ -221,3 +221,25 @@ def test_a_traceback_written_to_beats_stderr_is_one_json_record(processes, tmp_p
     [printed] = [r for r in records if r["logger"] == "celery.redirected"]
     assert printed["message"].startswith("Traceback (most recent call last):\n")
     assert printed["message"].endswith('raise ValueError("beat-marker-9c1")\nValueError: beat-marker-9c1')
+
+
+def test_a_logging_stream_makes_one_record_per_burst_with_the_writers_context():
+    from taskhub.log_stream import LoggingStream
+
+    logger, handler = logging.getLogger("tests.stream"), RecordingHandler()
+    handler.addFilter(log.ContextFilter())
+    logger.addHandler(handler)
+    logger.propagate = False
+    stream = LoggingStream(logger, logging.WARNING, "stderr")
+    try:
+        with log.log_context(run=5):
+            for line in ("Traceback (most recent call last):\n", '  File "x.py", line 1\n', "ValueError: x\n"):
+                stream.write(line)
+        assert wait_for(lambda: handler.records, timeout=5)
+        print("flushed at once", file=stream, flush=True)
+    finally:
+        logger.removeHandler(handler)
+    [burst, flushed] = handler.records
+    assert burst.getMessage() == 'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: x'
+    assert (burst.levelno, burst.stream, burst.run) == (logging.WARNING, "stderr", 5)
+    assert flushed.getMessage() == "flushed at once" and not hasattr(flushed, "run")

@@ -103,8 +103,15 @@ def test_the_admin_form_refuses_a_fraction_as_a_field_error(admin_client, field)
 
 
 @pytest.mark.django_db
-def test_a_decimal_fraction_is_refused_too():
-    assert "whole number" in refused("interval_seconds", decimal.Decimal("60.5"))
+@pytest.mark.parametrize("value", [1.5, True, False, "1.5", "60", math.inf, decimal.Decimal("60.5")])
+def test_the_reported_and_found_cases_are_refused(value):
+    assert "whole number" in refused("interval_seconds", value)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", [True, math.nan, math.inf, -math.inf, "1.5"])
+def test_the_found_backoff_cases_are_refused(value):
+    assert "finite number" in refused("retry_backoff_seconds", value)
 
 
 def _taskhub():
