@@ -21,10 +21,20 @@ app.autodiscover_tasks()
 def keep_taskhub_logging(loglevel=None, **kwargs):
     """Keep taskhub's JSON logging (Django's LOGGING_CONFIG) instead of Celery's own.
 
-    Celery adds plain-text handlers and logs every write to stdout/stderr as its own
-    record; a traceback printed by a library became one record per line.
+    Celery would add plain-text handlers, and log every write to stdout/stderr as its own
+    record: one traceback a library printed became one record per line.
     """
     if loglevel:
         logging.getLogger().setLevel(loglevel)
+
+
+@signals.celeryd_after_setup.connect
+def redirect_worker_output(instance=None, **kwargs):
+    if instance.redirect_stdouts:
+        log_stream.redirect("celery.redirected", instance.redirect_stdouts_level)
+
+
+@signals.beat_init.connect
+def redirect_beat_output(**kwargs):
     if app.conf.worker_redirect_stdouts:
         log_stream.redirect("celery.redirected", app.conf.worker_redirect_stdouts_level)

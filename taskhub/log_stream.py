@@ -103,8 +103,9 @@ class LoggingStream(io.TextIOBase):
 
 def redirect(logger_name: str, level: int | str) -> None:
     """Replace ``sys.stdout`` and ``sys.stderr`` by streams that log to ``logger_name``."""
-    level = logging.getLevelName(level) if isinstance(level, str) else level
+    level = logging.getLevelName(level.upper()) if isinstance(level, str) else level
     logger = logging.getLogger(logger_name)
+    flush_all()  # a second redirect (beat embedded in a worker) keeps what the first holds
     sys.stdout = LoggingStream(logger, level, "stdout")
     sys.stderr = LoggingStream(logger, level, "stderr")
     _streams[:] = [sys.stdout, sys.stderr]
