@@ -50,8 +50,11 @@ def _day_fields(expression: str) -> str:
     on the expanded fields, so ``*/2`` counts as restricted. With an nth weekday (``1#2``,
     ``L5``) croniter's fires are that weekday's dates alone.
     """
-    fields, nth_weekday = croniter.expand(expression)
-    if fields[2][0] == "*" or fields[4][0] == "*":
+    try:
+        fields, nth_weekday = croniter.expand(expression)
+    except Exception:  # croniter refuses it: validation says why; cron-descriptor may still word it
+        return "AND"
+    if len(fields) != 5 or fields[2][0] == "*" or fields[4][0] == "*":
         return "AND"
     return "WEEKDAY" if nth_weekday else "OR"
 
