@@ -1,4 +1,8 @@
-"""gunicorn reads this from the working directory: its own log lines as JSON too."""
+"""gunicorn reads this from the working directory: its own log lines as JSON too.
+
+gunicorn also gives the root logger a console handler; when Django starts in a worker,
+``taskhub.log.configure`` replaces it, so each app record is written once (test_logging).
+"""
 
 logconfig_dict = {
     "version": 1,

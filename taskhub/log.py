@@ -3,7 +3,9 @@
 ``configure`` is Django's ``LOGGING_CONFIG``: it puts one ``QueueHandler`` on the root
 logger, and a ``QueueListener`` thread writes each record as one JSON object to the
 console and, when ``TASKHUB_LOG_FILE`` is set, to a rotating file — so a slow disk
-never blocks a handler, a request or the scheduler loop.
+never blocks a handler, a request or the scheduler loop. The root logger's handlers are
+ours alone (gunicorn's defaults would write each record twice); warnings and uncaught
+exceptions become records too, so every line a process writes to its log is one JSON object.
 
 ``log_context(job=..., run=..., engine=..., attempt=...)`` sets context variables that
 the :class:`ContextFilter` copies onto every record made inside it (asyncio tasks
@@ -19,9 +21,13 @@ import logging.handlers
 import os
 import queue
 import sys
+import threading
+import traceback
 from pathlib import Path
 
 from pythonjsonlogger.json import JsonFormatter
+
+from taskhub import log_stream
 
 CONTEXT_FIELDS = ("job", "run", "engine", "attempt")
 _context = {name: contextvars.ContextVar(f"taskhub_log_{name}", default=None) for name in CONTEXT_FIELDS}
@@ -101,6 +107,7 @@ def _output_handlers(settings: dict, in_child: bool = False) -> list[logging.Han
     formatter = json_formatter()
     for handler in handlers:
         handler.setFormatter(formatter)
+        handler.handleError = _report_on_real_stderr
     return handlers
 
 
@@ -110,7 +117,9 @@ def _start(settings: dict, in_child: bool = False) -> None:
     queue_handler = _QueueHandler(records)
     queue_handler.addFilter(ContextFilter())
     root = logging.getLogger()
-    for old in [h for h in root.handlers if isinstance(h, logging.handlers.QueueHandler)]:
+    # The root's handlers are ours alone: one another tool put there (gunicorn's
+    # logconfig defaults, an earlier configure) would write every record a second time.
+    for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(queue_handler)
     root.setLevel(settings.get("level", "INFO"))
@@ -121,6 +130,7 @@ def _start(settings: dict, in_child: bool = False) -> None:
 def stop() -> None:
     """Flush what is queued and stop the writer thread."""
     global _listener
+    log_stream.flush_all()  # what was printed to a redirected stdout/stderr, not yet logged
     if _listener is not None:
         _listener.stop()
         for handler in _listener.handlers:
@@ -149,6 +159,29 @@ def configure(settings: dict) -> None:
         logger.propagate = True
     for name, level in _settings.get("loggers", {}).items():
         logging.getLogger(name).setLevel(level)
+    logging.captureWarnings(True)  # a warning is a record too, not loose lines on stderr
+    sys.excepthook, threading.excepthook = _log_uncaught, _log_uncaught_in_thread
+
+
+def _log_uncaught(kind, value, tb) -> None:
+    """A crash is one record with its traceback, not loose lines between the JSON ones."""
+    if issubclass(kind, KeyboardInterrupt):
+        return sys.__excepthook__(kind, value, tb)
+    logging.getLogger("taskhub").critical("uncaught exception", exc_info=(kind, value, tb))
+
+
+def _log_uncaught_in_thread(args) -> None:
+    if args.exc_type is SystemExit:
+        return
+    logging.getLogger("taskhub").critical("uncaught exception in thread %s", getattr(args.thread, "name", "?"),
+                                          exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+
+def _report_on_real_stderr(record) -> None:
+    # Handler.handleError writes to sys.stderr, which may be a LoggingStream: a handler that
+    # keeps failing would log its own failure for ever.
+    if logging.raiseExceptions:
+        traceback.print_exc(file=sys.__stderr__)
 
 
 os.register_at_fork(after_in_child=_restart_in_child)

@@ -16,10 +16,11 @@ from django.contrib import admin
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from tasks_app import actions, admin_dashboard, admin_views
+from tasks_app import actions, admin_dashboard, admin_engines, admin_views
 from tasks_app.admin_display import (EMPTY, LIVE, HandlerFilter, LastStatusFilter, attempts_table, broken_badge,
-                                     duration, error_block, fire_preview, handler_label, job_link, json_block, list_time, live_progress,
-                                     next_fire, progress_bar, recent_run_row, run_link, run_time, status_badge)
+                                     duration, error_block, fire_preview, handler_label, job_link, json_block,
+                                     list_time, live_progress, next_fire, progress_bar, recent_run_row, run_link,
+                                     run_time, status_badge)
 from tasks_app.describe import describe_schedule
 from tasks_app.forms import JobForm
 from tasks_app.models import Job, JobRun, RunStatus
@@ -243,3 +244,4 @@ class JobRunAdmin(admin.ModelAdmin):
 from tasks_app.api import admin as _api_admin  # noqa: E402,F401  (registers ApiClient)
 
 admin_dashboard.install(admin.site)  # the operator's dashboard on the admin index
+admin_engines.lock_down(admin.site)  # the engines' own pages: superuser only

@@ -1,7 +1,9 @@
 """Handlers the tests register: they count calls, block, or misbehave on purpose."""
 
 import asyncio
+import sys
 import threading
+import traceback
 
 import anyio
 
@@ -59,3 +61,13 @@ async def test_slow(seconds: float, context=None) -> str:
         await anyio.sleep(seconds / 10)
         context.report_progress((step + 1) / 10)
     return "done"
+
+
+@handler(name="test_print_traceback")
+async def test_print_traceback(marker: str) -> str:
+    """Write a multi-line traceback to stderr, as a library that reports an error by printing does."""
+    try:
+        raise RuntimeError(marker)
+    except RuntimeError:
+        traceback.print_exc(file=sys.stderr)
+    return "printed"

@@ -1,13 +1,18 @@
 """Commands and system checks, as a person or a deploy script runs them."""
 
 import json
+import os
+import pty
+import subprocess
+import sys
 
 import pytest
+from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
 from tasks_app.models import Job
-from tests.helpers import clean_env, manage
+from tests.helpers import ROOT, clean_env, manage
 
 
 def test_handler_modules_come_from_the_environment_variable(tmp_path):
@@ -95,3 +100,38 @@ def test_a_job_that_can_outlive_the_visibility_timeout_fails_the_database_checks
     make_job(engine="celery", timeout_seconds=7200)
     with pytest.raises(SystemCheckError, match=r"taskhub.E005.*visibility_timeout \(7200 s\)"):
         call_command("check", databases=["default"])
+
+
+PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----"
+
+
+def decrypted(token: str, key: str) -> str:
+    from taskhub.config import decrypt_values
+
+    return decrypt_values({"VALUE": token, "TASKHUB_SECRETS_KEY": key})["VALUE"]
+
+
+def test_encrypt_secret_encrypts_every_line_of_its_input():
+    key = Fernet.generate_key().decode()
+    result = manage("encrypt_secret", env=clean_env(SECRET_KEY="k", TASKHUB_SECRETS_KEY=key), input=PEM + "\n")
+    assert result.returncode == 0, result.stderr
+    assert decrypted(result.stdout.strip(), key) == PEM
+
+
+def test_encrypt_secret_reads_one_line_at_its_prompt_on_a_terminal():
+    """Typed at a terminal, the value ends with Enter: the prompt does not wait for end of input."""
+    key = Fernet.generate_key().decode()
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "manage.py", "encrypt_secret"], cwd=ROOT, stdin=terminal,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=clean_env(SECRET_KEY="k", TASKHUB_SECRETS_KEY=key))
+    os.close(terminal)
+    try:
+        os.write(controller, b"rosebud\n")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "value to encrypt" in err and decrypted(out.strip(), key) == "rosebud"

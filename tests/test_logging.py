@@ -3,12 +3,19 @@
 import json
 import logging
 import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import urllib.error
+import urllib.request
 
 import pytest
 
 from taskhub import log
-from tests.helpers import clean_env, python
+from tests.helpers import clean_env, python, wait_for
+from tests.processes import processes  # noqa: F401  (fixture)
 
 LOG_SOME = """
 import logging
@@ -115,3 +122,124 @@ def test_gunicorn_logs_json_lines_too(capsys):
     logging.getLogger("gunicorn.error").info("Booting worker with pid: %s", 123)
     [record] = json_lines(capsys.readouterr().err)
     assert record["logger"] == "gunicorn.error" and record["message"] == "Booting worker with pid: 123"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_under_gunicorn_a_request_logs_each_record_once_as_json(tmp_path):
+    """Gunicorn's default root handler must not write our records a second time."""
+    from tests.helpers import ROOT
+
+    port, out = free_port(), open(tmp_path / "gunicorn.log", "w")
+    env = clean_env(SECRET_KEY="k", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
+         "--workers", "1", "--no-control-socket", "taskhub.wsgi:application"],
+        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def answers():
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/no-such-page-42", timeout=2)
+            except urllib.error.HTTPError as exc:
+                return exc.code
+            except OSError:
+                return None
+        assert wait_for(answers, timeout=30, interval=0.2) == 404
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    lines = [line for line in (tmp_path / "gunicorn.log").read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    about_it = [r for r in records if "no-such-page-42" in r["message"]]
+    assert sorted(r["logger"] for r in about_it) == ["django.request", "gunicorn.access"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(120)
+def test_a_traceback_written_to_a_celery_workers_stderr_is_one_json_record(make_job, processes):
+    from tasks_app.models import JobRun
+    from tasks_app.runner import run_requests
+
+    worker = processes.worker(concurrency=1)
+    job = make_job(engine="celery", handler="test_print_traceback", kwargs={"marker": "marker-5f3a"})
+    run = run_requests.request_run(job)
+    assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded", timeout=60)
+    assert wait_for(lambda: "RuntimeError: marker-5f3a" in processes.output(worker), timeout=10)
+    processes.stop_all()
+    records = [json.loads(line) for line in processes.output(worker).splitlines() if line.startswith("{")]
+    [printed] = [r for r in records if r["logger"] == "celery.redirected" and r.get("run") == run.pk]
+    assert printed["message"].startswith("Traceback (most recent call last):\n  File ")
+    assert printed["message"].endswith("raise RuntimeError(marker)\nRuntimeError: marker-5f3a")
+    assert printed["stream"] == "stderr" and printed["job"] == job.name
+
+
+def test_an_uncaught_exception_is_one_json_record_in_a_thread_and_at_exit():
+    code = (
+        "import threading\n"
+        "def fail(): raise KeyError('in-a-thread')\n"
+        "t = threading.Thread(target=fail); t.start(); t.join()\n"
+        "raise ValueError('at-exit')\n"
+    )
+    result = python(code, env=clean_env(SECRET_KEY="k"))
+    assert result.returncode == 1
+    records = json_lines(result.stderr)  # every line is one JSON object
+    thread, at_exit = [r for r in records if r["level"] == "CRITICAL"]
+    assert "KeyError: 'in-a-thread'" in thread["exc_info"] and thread["exc_info"].startswith("Traceback")
+    assert at_exit["exc_info"].endswith("ValueError: at-exit")
+
+
+PRINTS_LATER = """
+import sys, threading, time, traceback
+
+def later():
+    time.sleep(3)  # beat has redirected its stderr by then
+    try:
+        raise ValueError("beat-marker-9c1")
+    except ValueError:
+        traceback.print_exc()
+
+threading.Thread(target=later, daemon=True).start()
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(120)
+def test_a_traceback_written_to_beats_stderr_is_one_json_record(processes, tmp_path):
+    """As when beat crashed: its traceback on the redirected stderr became ~950 records."""
+    from tests.helpers import ROOT
+
+    (tmp_path / "prints_later.py").write_text(PRINTS_LATER)
+    beat = processes.beat(PYTHONPATH=f"{ROOT}:{tmp_path}",
+                          TASKHUB_HANDLER_MODULES="tasks_app.handlers,tests.handlers_for_tests,prints_later")
+    assert wait_for(lambda: "ValueError: beat-marker-9c1" in processes.output(beat), timeout=60)
+    processes.stop_all()
+    records = [json.loads(line) for line in processes.output(beat).splitlines() if line.startswith("{")]
+    [printed] = [r for r in records if r["logger"] == "celery.redirected"]
+    assert printed["message"].startswith("Traceback (most recent call last):\n")
+    assert printed["message"].endswith('raise ValueError("beat-marker-9c1")\nValueError: beat-marker-9c1')
+
+
+def test_a_logging_stream_makes_one_record_per_burst_with_the_writers_context():
+    from taskhub.log_stream import LoggingStream
+
+    logger, handler = logging.getLogger("tests.stream"), RecordingHandler()
+    handler.addFilter(log.ContextFilter())
+    logger.addHandler(handler)
+    logger.propagate = False
+    stream = LoggingStream(logger, logging.WARNING, "stderr")
+    try:
+        with log.log_context(run=5):
+            for line in ("Traceback (most recent call last):\n", '  File "x.py", line 1\n', "ValueError: x\n"):
+                stream.write(line)
+        assert wait_for(lambda: handler.records, timeout=5)
+        print("flushed at once", file=stream, flush=True)
+    finally:
+        logger.removeHandler(handler)
+    [burst, flushed] = handler.records
+    assert burst.getMessage() == 'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: x'
+    assert (burst.levelno, burst.stream, burst.run) == (logging.WARNING, "stderr", 5)
+    assert flushed.getMessage() == "flushed at once" and not hasattr(flushed, "run")

@@ -15,6 +15,7 @@ from django.utils import timezone
 from tasks_app import registry, slots
 from tasks_app.models import problems
 from tasks_app.models.choices import Engine, ScheduleType, in_choices
+from tasks_app.models.numbers import number_errors
 from tasks_app.querysets import JobQuerySet
 
 ONE_YEAR = 365 * 24 * 3600
@@ -83,6 +84,16 @@ class Job(models.Model):
         return self.name
 
     # -- validation ----------------------------------------------------------------------
+    def clean_fields(self, exclude=None):
+        # Django's own pass would turn 1.5 into 1 before any validator saw it.
+        errors = {name: [message] for name, message in number_errors(self).items()}
+        try:
+            super().clean_fields(exclude={*(exclude or ()), *errors})
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+        if errors:
+            raise ValidationError(errors)
+
     def clean(self):
         self._clear_other_schedule_fields()
         errors = {}

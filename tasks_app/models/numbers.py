@@ -1,0 +1,32 @@
+"""A job's numeric fields take numbers only: Django's ``to_python`` would store ``1.5`` as 1,
+``True`` as 1 and the text ``"60"`` as 60 without a word; here each is a field error."""
+
+import decimal
+import math
+import numbers
+
+from django.db import models
+
+
+def number_errors(instance) -> dict[str, str]:
+    """``{field name: message}`` for each numeric field whose value Django would silently change."""
+    errors = {}
+    for field in instance._meta.concrete_fields:
+        value = getattr(instance, field.attname)
+        if value is None or field.primary_key:
+            continue
+        if isinstance(field, models.IntegerField) and not _whole(value):
+            errors[field.name] = f"Enter a whole number (got {value!r})."
+        elif isinstance(field, models.FloatField) and not _finite(value):
+            errors[field.name] = f"Enter a finite number (got {value!r})."
+    return errors
+
+
+def _whole(value) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, decimal.Decimal)):
+        return False
+    return math.isfinite(value) and value == int(value)
+
+
+def _finite(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (numbers.Real, decimal.Decimal)) and math.isfinite(value)
