@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from tasks_app import registry, slots
+from tasks_app import kwargs_schema, registry, slots
 from tasks_app.models.choices import Engine, ScheduleType, in_choices
 from tasks_app.querysets import JobQuerySet
 
@@ -22,6 +22,14 @@ name_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9._-]*\Z",
     "Use lowercase letters, digits, '.', '-' and '_', starting with a letter or digit.",
 )
+
+
+def _unstorable(kwargs: dict) -> bool:
+    try:
+        kwargs_schema.json_text(kwargs)
+    except kwargs_schema.KwargsError:
+        return True
+    return False
 
 
 class Job(models.Model):
@@ -82,6 +90,26 @@ class Job(models.Model):
         return self.name
 
     # -- validation ----------------------------------------------------------------------
+    def clean_fields(self, exclude=None):
+        """Django's field checks, after refusing text Postgres cannot store (a NUL, a surrogate).
+
+        Kwargs that cannot be stored skip Django's own check, which recurses and raises on deep
+        ones; ``clean()`` refuses them with the reason (``registry.KwargsError``).
+        """
+        exclude, errors = set(exclude or ()), {}
+        for field in self._meta.concrete_fields:
+            value = getattr(self, field.attname)
+            if field.name not in exclude and isinstance(value, str) and (bad := kwargs_schema.unstorable_text(value)):
+                errors[field.name] = [f"{field.verbose_name.capitalize()} may not contain {bad}."]
+        if isinstance(self.kwargs, dict) and _unstorable(self.kwargs):
+            exclude.add("kwargs")
+        try:
+            super().clean_fields(exclude=exclude | set(errors))
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+        if errors:
+            raise ValidationError(errors)
+
     def clean(self):
         self._clear_other_schedule_fields()
         errors = {}
