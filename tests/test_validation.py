@@ -53,7 +53,7 @@ BAD = [
     ("kwargs-1200-deep", {"handler": "echo", "kwargs": {"payload": {"a": nested(1200)}}}, "kwargs", "nested too deeply"),
     ("kwargs-33-deep", {"handler": "echo", "kwargs": {"payload": {"a": nested(31)}}}, "kwargs", "at most 32 levels"),
     ("kwargs-too-large", {"handler": "echo", "kwargs": {"payload": {"a": "x" * 70_000}}}, "kwargs", "too large"),
-    ("kwargs-nan", {"handler": "sleep", "kwargs": {"seconds": float("nan")}}, "kwargs", "JSON"),
+    ("kwargs-nan", {"handler": "sleep", "kwargs": {"seconds": float("nan")}}, "kwargs", "Out of range float values"),
     ("kwargs-huge-int", {"kwargs": {"x": 10 ** 5000, "y": 2}}, "kwargs", "JSON"),
     ("description-nul", {"description": "a\x00b"}, "description", "may not contain the NUL character"),
     ("cron-empty", {"cron_expression": ""}, "cron_expression", "needs a cron expression"),

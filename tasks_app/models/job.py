@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from tasks_app import kwargs_schema, registry, slots
+from tasks_app import json_limits, kwargs_schema, registry, slots
 from tasks_app.models.choices import Engine, ScheduleType, in_choices
 from tasks_app.querysets import JobQuerySet
 
@@ -99,7 +99,7 @@ class Job(models.Model):
         exclude, errors = set(exclude or ()), {}
         for field in self._meta.concrete_fields:
             value = getattr(self, field.attname)
-            if field.name not in exclude and isinstance(value, str) and (bad := kwargs_schema.unstorable_text(value)):
+            if field.name not in exclude and isinstance(value, str) and (bad := json_limits.unstorable_text(value)):
                 errors[field.name] = [f"{field.verbose_name.capitalize()} may not contain {bad}."]
         if isinstance(self.kwargs, dict) and _unstorable(self.kwargs):
             exclude.add("kwargs")
