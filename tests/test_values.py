@@ -220,3 +220,11 @@ def test_a_clean_message_never_carries_the_raw_characters():
         check_json({"\x00\ud800": 1}, max_depth=32, max_bytes=1000)
     message = str(caught.value)
     assert "\x00" not in message and "\ud800" not in message and json.dumps(message).isascii()
+
+
+@pytestmark_runner
+def test_a_message_with_a_nul_in_its_task_id_still_runs_and_ends(postgres, make_job):
+    job = make_job()
+    runner.run_job(job.pk, SLOT, "celery", task_id="from-outside\x00\ud800")
+    run = JobRun.objects.get(job=job)
+    assert (run.status, run.celery_task_id) == ("succeeded", "from-outside\\u0000\\ud800")

@@ -39,7 +39,7 @@ def run_job(job_id: int, scheduled_for: dt.datetime, engine: str, attempt: int =
     """Claim the slot and run it here; ``None`` when the slot was not ours to run."""
     close_old_connections()
     try:
-        run = claim(job_id, scheduled_for, engine, attempt, trigger, task_id)
+        run = claim(job_id, scheduled_for, engine, attempt, trigger, storable.text(task_id or "", 255))
         if run is not None:
             run.claimed = {"worker": run.worker, "attempt": run.attempt}  # finish() is conditional on these
             with log_context(job=run.job.name, run=run.pk, engine=engine, attempt=run.attempt):
