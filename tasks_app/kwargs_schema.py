@@ -90,8 +90,6 @@ def json_text(kwargs: dict) -> str:
         raise KwargsError(exc.errors) from None
 
 
-
-
 # --- messages --------------------------------------------------------------------------------
 
 # pydantic error types -> our words; a rare type falls back to pydantic's own message.

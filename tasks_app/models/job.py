@@ -99,7 +99,8 @@ class Job(models.Model):
         exclude, errors = set(exclude or ()), {}
         for field in self._meta.concrete_fields:
             value = getattr(self, field.attname)
-            if field.name not in exclude and isinstance(value, str) and (bad := json_limits.unstorable_text(value)):
+            bad = isinstance(value, str) and field.name not in exclude and json_limits.unstorable_text(value)
+            if bad:
                 errors[field.name] = [f"{field.verbose_name.capitalize()} may not contain {bad}."]
         if isinstance(self.kwargs, dict) and _unstorable(self.kwargs):
             exclude.add("kwargs")

@@ -114,10 +114,11 @@ def finish(run: JobRun, outcome: Outcome) -> None:
     if not _write_outcome(run, {f: getattr(run, f) for f in fields}):
         log.warning("run was taken over by another worker; outcome discarded", extra={"run": run.pk})
         return
-    level = logging.INFO if outcome.status == RunStatus.SUCCEEDED else logging.WARNING
+    status = outcome.status if run.status == RunStatus.QUEUED else run.status  # a retry; or failed to store
+    level = logging.INFO if status == RunStatus.SUCCEEDED else logging.WARNING
     error = (run.error.strip().splitlines() or [""])[-1]
-    log.log(level, "run %s", outcome.status, extra={"status": run.status, "duration_seconds": run.duration_seconds,
-                                                    "error": error, "next_attempt_at": run.next_attempt_at})
+    log.log(level, "run %s", status, extra={"status": run.status, "duration_seconds": run.duration_seconds,
+                                            "error": error, "next_attempt_at": run.next_attempt_at})
 
 
 def _write_outcome(run: JobRun, values: dict) -> bool:
@@ -132,7 +133,8 @@ def _write_outcome(run: JobRun, values: dict) -> bool:
         if storable.is_outage(exc):
             raise
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
-        log.error("the database refused the outcome; recording the run as failed", extra={"run": run.pk, "error": reason})
+        log.error("the database refused the outcome; recording the run as failed",
+                  extra={"run": run.pk, "error": reason})
         values = storable.row(JobRun, {
             "status": RunStatus.FAILED, "error": f"the outcome could not be stored: {reason}", "result": None,
             "progress_message": "", "next_attempt_at": None, "finished_at": values["finished_at"],
