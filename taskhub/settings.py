@@ -50,6 +50,8 @@ try:
         "HEALTH_REQUIRED": env.list("TASKHUB_HEALTH_REQUIRED", default=["database"]),
         "HEALTH_TIMEOUT": env.float("TASKHUB_HEALTH_TIMEOUT", default=0.8),
         "LEADER_LOCK": env.bool("TASKHUB_LEADER_LOCK", default=True),
+        "KWARGS_MAX_DEPTH": env.int("TASKHUB_KWARGS_MAX_DEPTH", default=32),
+        "KWARGS_MAX_BYTES": env.int("TASKHUB_KWARGS_MAX_BYTES", default=65536),
     }
 except ConfigError as exc:
     sys.exit(f"taskhub: configuration error: {exc}")

@@ -8,8 +8,10 @@ class TasksAppConfig(AppConfig):
     handler_import_error: str | None = None
 
     def ready(self):
-        from tasks_app import checks, conf, heartbeat, signals  # noqa: F401  (connect receivers, register checks)
+        from tasks_app import checks, conf, heartbeat, json_limits, signals  # noqa: F401  (receivers, checks)
         from tasks_app.registry import HandlerError, registry
+
+        json_limits.limits = conf.kwargs_limits  # the settings' limits, read at each check
 
         try:
             registry.load_modules(conf.get("HANDLER_MODULES"))

@@ -33,6 +33,10 @@ DEFAULTS = {
     "OUTCOME_RETRY_SECONDS": 120,
     # Upper bound of one retry delay; stays below the broker's visibility timeout.
     "MAX_RETRY_DELAY_SECONDS": 3600,
+    # Kwargs nested deeper than this many objects and lists (the kwargs object is level 1) are refused.
+    "KWARGS_MAX_DEPTH": 32,
+    # Kwargs longer than this many bytes of JSON (UTF-8) are refused.
+    "KWARGS_MAX_BYTES": 65536,
     # Defaults for new jobs.
     "DEFAULT_MISFIRE_GRACE_SECONDS": 300,
     "RUN_RETENTION_DAYS": 30,
@@ -41,3 +45,8 @@ DEFAULTS = {
 
 def get(name: str):
     return getattr(settings, "TASKHUB", {}).get(name, DEFAULTS[name])
+
+
+def kwargs_limits() -> tuple[int, int]:
+    """(max depth, max bytes of JSON) that kwargs may have, wherever they come in."""
+    return get("KWARGS_MAX_DEPTH"), get("KWARGS_MAX_BYTES")

@@ -6,9 +6,12 @@ import zoneinfo
 
 from django import forms
 from django.contrib.admin import widgets as admin_widgets
+from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput
 from django.template.loader import render_to_string
 from django.utils.html import format_html, format_html_join
 
+from tasks_app import conf
 from tasks_app.models import Job
 from tasks_app.registry import registry
 
@@ -56,13 +59,30 @@ def handler_help(selected: str = "") -> str:
     return render_to_string("admin/tasks_app/job/handler_help.html", {"handlers": handlers})
 
 
+class KwargsField(forms.JSONField):
+    """The kwargs box: JSON that Python's parser cannot read is a field error, and the page shows what was typed."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            max_depth, _ = conf.kwargs_limits()
+            raise ValidationError(f"kwargs are nested too deeply (at most {max_depth} levels).", code="invalid") from None
+        except ValueError as exc:  # not a JSONDecodeError: a number too long to read, say
+            raise ValidationError(f"Enter a valid JSON: {str(exc).split(';')[0]}.", code="invalid") from None
+
+    def bound_data(self, data, initial):
+        # As typed: parsing again could recurse, and re-encoding could put a lone surrogate on the page.
+        return super().bound_data(data, initial) if self.disabled or data is None else InvalidJSONInput(data)
+
+
 class JobForm(forms.ModelForm):
     handler = forms.ChoiceField(help_text="A registered handler (see manage.py list_handlers).")
 
     class Meta:
         model = Job
         fields = "__all__"
-        field_classes = {"run_at": forms.SplitDateTimeField}
+        field_classes = {"run_at": forms.SplitDateTimeField, "kwargs": KwargsField}
         widgets = {
             "kwargs": forms.Textarea(attrs={"rows": 4, "cols": 60, "class": "vLargeTextField taskhub-json",
                                             "spellcheck": "false"}),

@@ -16,7 +16,6 @@ keyword are the registry's business.
 
 from __future__ import annotations
 
-import json
 import re
 import types
 from collections.abc import Mapping, Sequence, Set
@@ -26,6 +25,8 @@ from typing import Annotated, Any, Literal, Protocol, Union, get_args, get_origi
 
 import pydantic
 from pydantic import AwareDatetime, ConfigDict, Field, ValidationError
+
+from tasks_app import json_limits
 
 _NONE = type(None)
 
@@ -81,11 +82,12 @@ def _aware(tp):
 
 
 def json_text(kwargs: dict) -> str:
-    """kwargs as the JSON text the model validates (NaN and non-JSON values are a KwargsError)."""
+    """kwargs as the JSON text the model validates, within ``json_limits`` (else a KwargsError)."""
+    max_depth, max_bytes = json_limits.limits()
     try:
-        return json.dumps(kwargs, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise KwargsError({"__all__": f"kwargs must be JSON-serializable: {exc}"}) from None
+        return json_limits.check_json(kwargs, max_depth=max_depth, max_bytes=max_bytes)
+    except json_limits.Unstorable as exc:
+        raise KwargsError(exc.errors) from None
 
 
 # --- messages --------------------------------------------------------------------------------

@@ -71,3 +71,24 @@ async def test_print_traceback(marker: str) -> str:
     except RuntimeError:
         traceback.print_exc(file=sys.stderr)
     return "printed"
+
+
+outcomes: dict[str, object] = {}
+
+
+@handler(name="test_outcome")
+async def test_outcome(key: str) -> object:
+    """Return what the test put in ``outcomes[key]``, or raise it when it is an exception."""
+    value = outcomes[key]
+    if isinstance(value, BaseException):
+        raise value
+    return value
+
+
+@handler(name="test_progress_message")
+async def test_progress_message(key: str, context=None) -> str:
+    """Report ``outcomes[key]`` as the progress message, then wait until the test sets ``release``."""
+    context.report_progress(0.5, outcomes[key])
+    while not release.is_set():
+        await anyio.sleep(0.02)
+    return "released"

@@ -19,6 +19,15 @@ GOOD = {"name": "valid-job", "handler": "number_sum", "kwargs": {"x": 1, "y": 2}
         "schedule_type": "cron", "cron_expression": "*/5 * * * *", "timezone": "UTC"}
 PAST = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 
+
+def nested(depth: int, leaf=0):
+    """``depth`` lists, one inside the other, around ``leaf``."""
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 # (id, overrides, field with the error, a fragment of its message)
 BAD = [
     ("empty-name", {"name": ""}, "name", "cannot be blank"),
@@ -37,6 +46,16 @@ BAD = [
     ("kwargs-context", {"handler": "echo", "kwargs": {"context": {}}}, "kwargs", "context: is supplied by taskhub"),
     ("kwargs-not-number", {"handler": "sleep", "kwargs": {"seconds": "fast"}}, "kwargs", "seconds: must be a number"),
     ("kwargs-naive-datetime", {"handler": "echo", "kwargs": {"when": "2030-01-01T00:00:00"}}, "kwargs", "time zone"),
+    ("kwargs-nul", {"handler": "echo", "kwargs": {"payload": {"a": "x\x00y"}}}, "kwargs", "NUL character"),
+    ("kwargs-nul-in-key", {"handler": "echo", "kwargs": {"payload": {"a\x00": 1}}}, "kwargs", "NUL character"),
+    ("kwargs-nul-in-name", {"kwargs": {"x": 1, "y": 2, "\x00": 3}}, "kwargs", "NUL character"),
+    ("kwargs-surrogate", {"handler": "echo", "kwargs": {"payload": {"a": ["\ud800"]}}}, "kwargs", "surrogate"),
+    ("kwargs-1200-deep", {"handler": "echo", "kwargs": {"payload": {"a": nested(1200)}}}, "kwargs", "nested too deeply"),
+    ("kwargs-33-deep", {"handler": "echo", "kwargs": {"payload": {"a": nested(31)}}}, "kwargs", "at most 32 levels"),
+    ("kwargs-too-large", {"handler": "echo", "kwargs": {"payload": {"a": "x" * 70_000}}}, "kwargs", "too large"),
+    ("kwargs-nan", {"handler": "sleep", "kwargs": {"seconds": float("nan")}}, "kwargs", "Out of range float values"),
+    ("kwargs-huge-int", {"kwargs": {"x": 10 ** 5000, "y": 2}}, "kwargs", "JSON"),
+    ("description-nul", {"description": "a\x00b"}, "description", "may not contain the NUL character"),
     ("cron-empty", {"cron_expression": ""}, "cron_expression", "needs a cron expression"),
     ("cron-4-fields", {"cron_expression": "* * * *"}, "cron_expression", "must have 5 fields"),
     ("cron-6-fields", {"cron_expression": "0 * * * * *"}, "cron_expression", "got 6"),
@@ -192,6 +211,11 @@ KWARGS_CASES = [
     ('{"x": 1, "y": 2, "z": 0}', "z: unknown parameter"),
     ('[1, 2]', "--kwargs must be a JSON object"),
     ('{"x": 1,', "--kwargs is not valid JSON"),
+    ('{"x": "\\u0000", "y": 2}', "x: may not contain the NUL character"),
+    ('{"x": ' + "[" * 1200 + "]" * 1200 + ', "y": 2}', "nested too deeply"),
+    ('{"x": ' + "[" * 100_000 + "]" * 100_000 + ', "y": 2}', "nested too deeply"),
+    ('{"x": 1, "y": 2, "pad": "' + "x" * 70_000 + '"}', "too large"),
+    ('{"x": 1' + "0" * 5000 + ', "y": 2}', "--kwargs is not valid JSON"),
 ]
 
 

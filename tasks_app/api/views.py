@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
+from tasks_app import conf
 from tasks_app.runner import run_requests
 from tasks_app.api import signing
 from tasks_app.api.models import ApiClient, ApiNonce, SecretUnreadable
@@ -149,6 +150,8 @@ def _requested_kwargs(body: bytes) -> dict | None:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, 'the body must be JSON: {"kwargs": {...}}') from None
+    except RecursionError:  # the parser recurses: a deep body is refused before any depth check could see it
+        raise ApiError(400, f"kwargs are nested too deeply (at most {conf.kwargs_limits()[0]} levels)") from None
     if not isinstance(payload, dict):
         raise ApiError(400, 'the body must be a JSON object: {"kwargs": {...}}')
     unknown = sorted(set(payload) - {"kwargs"})

@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from tasks_app import registry, slots
+from tasks_app import json_limits, kwargs_schema, registry, slots
 from tasks_app.models import problems
 from tasks_app.models.choices import Engine, ScheduleType, in_choices
 from tasks_app.models.numbers import number_errors
@@ -24,6 +24,14 @@ name_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9._-]*\Z",
     "Use lowercase letters, digits, '.', '-' and '_', starting with a letter or digit.",
 )
+
+
+def _unstorable(kwargs: dict) -> bool:
+    try:
+        kwargs_schema.json_text(kwargs)
+    except kwargs_schema.KwargsError:
+        return True
+    return False
 
 
 class Job(models.Model):
@@ -85,10 +93,23 @@ class Job(models.Model):
 
     # -- validation ----------------------------------------------------------------------
     def clean_fields(self, exclude=None):
-        # Django's own pass would turn 1.5 into 1 before any validator saw it.
+        """Django's field checks, after refusing what they would get wrong: text Postgres cannot
+        store (a NUL, a surrogate), and fractions Django would round (1.5 into 1).
+
+        Kwargs that cannot be stored skip Django's own check, which recurses and raises on deep
+        ones; ``clean()`` refuses them with the reason (``registry.KwargsError``).
+        """
+        exclude = set(exclude or ())
         errors = {name: [message] for name, message in number_errors(self).items()}
+        for field in self._meta.concrete_fields:
+            value = getattr(self, field.attname)
+            bad = isinstance(value, str) and field.name not in exclude and json_limits.unstorable_text(value)
+            if bad:
+                errors[field.name] = [f"{field.verbose_name.capitalize()} may not contain {bad}."]
+        if isinstance(self.kwargs, dict) and _unstorable(self.kwargs):
+            exclude.add("kwargs")
         try:
-            super().clean_fields(exclude={*(exclude or ()), *errors})
+            super().clean_fields(exclude=exclude | set(errors))
         except ValidationError as exc:
             errors.update(exc.message_dict)
         if errors:

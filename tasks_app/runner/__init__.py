@@ -14,7 +14,6 @@ other systems ask for (run now, API triggers) and their cancels; this module run
 """
 
 import datetime as dt
-import json
 import logging
 import random
 import time
@@ -25,6 +24,7 @@ from django.utils import timezone
 
 from taskhub.log import log_context
 from tasks_app import conf, loop
+from tasks_app.runner import storable
 from tasks_app.runner.claims import attempt_record, claim
 from tasks_app.context import RunContext
 from tasks_app.execution import Outcome, invoke
@@ -39,7 +39,7 @@ def run_job(job_id: int, scheduled_for: dt.datetime, engine: str, attempt: int =
     """Claim the slot and run it here; ``None`` when the slot was not ours to run."""
     close_old_connections()
     try:
-        run = claim(job_id, scheduled_for, engine, attempt, trigger, task_id)
+        run = claim(job_id, scheduled_for, engine, attempt, trigger, storable.text(task_id or "", 255))
         if run is not None:
             run.claimed = {"worker": run.worker, "attempt": run.attempt}  # finish() is conditional on these
             with log_context(job=run.job.name, run=run.pk, engine=engine, attempt=run.attempt):
@@ -84,8 +84,14 @@ def _heartbeat(run: JobRun) -> bool:
     """Write the heartbeat and latest progress; whether a cancel was requested."""
     context = run.context
     mine = JobRun.objects.filter(pk=run.pk, worker=run.worker, attempt=run.attempt, status=RunStatus.RUNNING)
+    progress = storable.row(JobRun, {"progress": context.progress, "progress_message": context.progress_message})
     try:
-        mine.update(heartbeat_at=timezone.now(), progress=context.progress, progress_message=context.progress_message)
+        try:
+            mine.update(heartbeat_at=timezone.now(), **progress)
+        except DatabaseError as exc:
+            if storable.is_outage(exc):
+                raise
+            mine.update(heartbeat_at=timezone.now())  # the progress was refused; the heartbeat must not be
         return mine.filter(cancel_requested=True).exists()
     except DatabaseError:  # the database is restarting: the handler carries on, the next beat retries
         connection.close()
@@ -98,7 +104,7 @@ def finish(run: JobRun, outcome: Outcome) -> None:
     context = getattr(run, "context", None)
     run.status, run.finished_at, run.error, run.reason = outcome.status, now, outcome.error, outcome.reason
     run.duration_seconds = (now - run.started_at).total_seconds() if run.started_at else None
-    run.result = _json_result(outcome.result)
+    run.result = outcome.result
     run.progress = 1.0 if outcome.status == RunStatus.SUCCEEDED else getattr(context, "progress", None)
     run.progress_message = getattr(context, "progress_message", "")
     if outcome.status in (RunStatus.FAILED, RunStatus.TIMED_OUT) and run.attempt <= _retries(run):
@@ -108,20 +114,44 @@ def finish(run: JobRun, outcome: Outcome) -> None:
     if not _write_outcome(run, {f: getattr(run, f) for f in fields}):
         log.warning("run was taken over by another worker; outcome discarded", extra={"run": run.pk})
         return
-    level = logging.INFO if outcome.status == RunStatus.SUCCEEDED else logging.WARNING
-    error = (outcome.error.strip().splitlines() or [""])[-1]
-    log.log(level, "run %s", outcome.status, extra={"status": run.status, "duration_seconds": run.duration_seconds,
-                                                    "error": error, "next_attempt_at": run.next_attempt_at})
+    status = outcome.status if run.status == RunStatus.QUEUED else run.status  # a retry; or failed to store
+    level = logging.INFO if status == RunStatus.SUCCEEDED else logging.WARNING
+    error = (run.error.strip().splitlines() or [""])[-1]
+    log.log(level, "run %s", status, extra={"status": run.status, "duration_seconds": run.duration_seconds,
+                                            "error": error, "next_attempt_at": run.next_attempt_at})
 
 
 def _write_outcome(run: JobRun, values: dict) -> bool:
-    """Store the outcome, waiting out a database restart rather than leaving the run ``running``."""
+    """Store the outcome, escaped; one the database refuses ends the run ``failed`` with the reason.
+
+    Whatever the handler did, the run does not stay ``running``: only an outage is waited out.
+    """
+    values = storable.row(JobRun, values)
+    try:
+        written = _update_waiting_out_outages(run, values)
+    except Exception as exc:
+        if storable.is_outage(exc):
+            raise
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+        log.error("the database refused the outcome; recording the run as failed",
+                  extra={"run": run.pk, "error": reason})
+        values = storable.row(JobRun, {
+            "status": RunStatus.FAILED, "error": f"the outcome could not be stored: {reason}", "result": None,
+            "progress_message": "", "next_attempt_at": None, "finished_at": values["finished_at"],
+            "duration_seconds": values["duration_seconds"], **run.claimed})
+        written = _update_waiting_out_outages(run, values)
+    for name, value in values.items():
+        setattr(run, name, value)
+    return written
+
+
+def _update_waiting_out_outages(run: JobRun, values: dict) -> bool:
     deadline = time.monotonic() + conf.get("OUTCOME_RETRY_SECONDS")
     while True:
         try:
             return bool(JobRun.objects.filter(pk=run.pk, **run.claimed).update(**values))
         except DatabaseError as exc:
-            if time.monotonic() > deadline:
+            if not storable.is_outage(exc) or time.monotonic() > deadline:
                 raise
             log.warning("cannot store the outcome yet; retrying", extra={"run": run.pk, "error": str(exc)})
             connection.close()
@@ -144,15 +174,6 @@ def _queue_retry(run: JobRun, now) -> None:
     run.worker = ""
 
 
-def _json_result(result):
-    try:
-        json.dumps(result)
-        return result
-    except (TypeError, ValueError):
-        log.warning("handler result is not JSON; stored as its repr", extra={"result_type": type(result).__name__})
-        return repr(result)
-
-
 def call_handler(name: str, kwargs: dict, task_id: str = ""):
     """Run a handler without a job (ad-hoc Celery calls): validated, on the process loop, with its timeout."""
     from tasks_app.registry import registry
@@ -164,7 +185,7 @@ def call_handler(name: str, kwargs: dict, task_id: str = ""):
     outcome = loop.submit(invoke(spec, validated, context, spec.timeout)).result()
     if outcome.status != RunStatus.SUCCEEDED:
         raise HandlerFailed(f"{name} {outcome.status}: {(outcome.error.strip().splitlines() or [''])[-1]}")
-    return _json_result(outcome.result)
+    return storable.json_value(outcome.result)
 
 
 class HandlerFailed(Exception):

@@ -4,7 +4,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from tasks_app import runner
+from tasks_app import conf, runner
 from tasks_app.runner import run_requests
 from tasks_app.models import Job, RunStatus
 
@@ -67,6 +67,10 @@ def _json_object(text):
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CommandError(f"--kwargs is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise CommandError(f"--kwargs is nested too deeply (at most {conf.kwargs_limits()[0]} levels)") from None
+    except ValueError as exc:  # a number too long to read, say
+        raise CommandError(f"--kwargs is not valid JSON: {str(exc).split(';')[0]}") from None
     if not isinstance(value, dict):
         raise CommandError("--kwargs must be a JSON object, like '{\"x\": 1}'")
     return value
