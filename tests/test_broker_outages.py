@@ -1,0 +1,51 @@
+"""Celery processes ride out a broker outage: a private Redis is stopped, restarted or flushed under them."""
+
+import pytest
+from django.utils import timezone
+
+from taskhub.celery import app
+from tasks_app.engines.celery import TASK, message_kwargs, message_options
+from tasks_app.models import JobRun
+from tasks_app.runner import run_requests
+from tests.private_redis import private_redis  # noqa: F401  (fixture)
+from tests.processes import processes, wait_for  # noqa: F401  (fixture)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
+
+
+def send(run, broker_url: str, eta=None) -> None:
+    """What ``CeleryEngine.deliver`` sends, to this test's own broker."""
+    with app.connection_for_write(broker_url) as connection:
+        app.send_task(TASK, kwargs=message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger),
+                      eta=eta, producer=connection.Producer(), **message_options(run.job))
+
+
+def status(run) -> str:
+    return JobRun.objects.get(pk=run.pk).status
+
+
+def test_a_worker_holding_an_unacknowledged_message_survives_redis_restarts(make_job, processes, private_redis):
+    # Two pool processes: one runs the task (unacknowledged, acks_late) while the consumer
+    # keeps polling Redis, which is where kombu 5.7.0's restore-on-close path broke.
+    worker = processes.worker(concurrency=2, CELERY_BROKER_URL=private_redis.url)
+    assert wait_for(lambda: "ready" in processes.output(worker), timeout=60), processes.output(worker)[-3000:]
+    job = make_job(engine="celery", handler="test_slow", kwargs={"seconds": 4}, max_retries=0)
+    for restart in range(3):  # the crash depends on timing: each restart is another chance for it
+        run = run_requests.queue_run(job)
+        send(run, private_redis.url)
+        assert wait_for(lambda: status(run) == "running", timeout=60), processes.output(worker)[-3000:]
+        connected = processes.output(worker).count("Connected to")
+        private_redis.restart(down=0.5)
+        assert wait_for(lambda: processes.output(worker).count("Connected to") > connected or worker.poll() is not None,
+                        timeout=60)
+        assert worker.poll() is None, processes.output(worker)[-4000:]
+        assert wait_for(lambda: status(run) == "succeeded", timeout=60)
+        run.refresh_from_db()
+        assert (run.attempt, run.attempts, run.duplicate_claims) == (1, [], 0)
+    output = processes.output(worker)
+    assert "Restoring 1 unacknowledged message(s)" in output  # the path that crashed was taken
+    assert "Unrecoverable error" not in output
+
+    after = run_requests.queue_run(job)  # and it still consumes
+    send(after, private_redis.url)
+    assert wait_for(lambda: status(after) == "succeeded", timeout=60)
