@@ -15,6 +15,9 @@ but replaces what users of the stock one fight:
 - **Nothing lost.** On becoming leader it applies each job's misfire policy to the slots it
   missed and records the skipped ones; while leading it re-delivers runs whose worker
   stopped sending heartbeats; and it writes a heartbeat that ``/healthz`` reports.
+- **A broker outage pauses it, never ends it.** A send that fails with a broker error stops
+  sending (``broker_watch.py``: one log line, "paused" in the heartbeat) while it keeps the lead;
+  once the broker answers again, the slots missed meanwhile go through the misfire policy.
 """
 
 import datetime as dt
@@ -23,10 +26,12 @@ import logging
 import time
 
 from django.db import DatabaseError, close_old_connections
+from kombu.common import ignore_errors
 from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from tasks_app import conf, heartbeat, misfire
+from tasks_app.engines.broker_watch import BrokerWatch
 from tasks_app.engines.celery import TASK, message_kwargs, message_options
 from tasks_app.engines.listener import ChangeWatcher
 from tasks_app.leader import leader_lock
@@ -56,6 +61,7 @@ class TaskhubScheduler(DatabaseScheduler):
         self._redelivered: dict[int, dt.datetime] = {}
         super().__init__(*args, **kwargs)
         self.max_interval = conf.get("BEAT_MAX_INTERVAL")
+        self.broker = BrokerWatch(self.app)
 
     # DatabaseScheduler's PeriodicTask entries and last_run_at bookkeeping are not used.
     def setup_schedule(self):
@@ -77,6 +83,8 @@ class TaskhubScheduler(DatabaseScheduler):
         try:
             if not self._lead():
                 return self.standby_poll
+            if self.broker.down_since is not None:
+                return self._while_broker_down()
             self._fire_due(timezone.now())
             self._housekeeping()
             return self._wait()
@@ -85,6 +93,35 @@ class TaskhubScheduler(DatabaseScheduler):
             self._step_down()
             close_old_connections()
             return self.standby_poll
+        except self.broker.errors as exc:  # the broker is away: keep the lead, send nothing until it is back
+            self.broker.lost(exc)
+            self._drop_producer()
+            self._next_beat = 0.0  # the heartbeat says so at once
+            return 0
+
+    def _while_broker_down(self) -> float:
+        """Beat and probe the broker; once it answers, catch up as a new leader does (misfire policy)."""
+        if not self.broker.back():
+            self._housekeeping()
+            return self.broker.retry_every
+        self.jobs.clear(), self.heap.clear(), self.fired.clear()
+        self._load_all()
+        self._next_beat = 0.0
+        return 0
+
+    def _ensure_connected(self):
+        # One attempt: a broker that is away pauses sending (tick) instead of holding beat in kombu's retries.
+        return self.connection.ensure_connection(max_retries=0)
+
+    def _drop_producer(self) -> None:
+        """Forget the broker connection (as Celery's ``_do_sync`` does); the next send opens a new one."""
+        self.__dict__.pop("producer", None)
+        connection = self.__dict__.pop("connection", None)
+        if connection is not None:
+            try:
+                ignore_errors(connection, connection.release)
+            except Exception:  # a half-broken connection may fail to close; it is dropped all the same
+                log.debug("closing the lost broker connection failed", exc_info=True)
 
     def _lead(self) -> bool:
         if self.leading_since is not None:
@@ -191,9 +228,9 @@ class TaskhubScheduler(DatabaseScheduler):
     def _housekeeping(self) -> None:
         now = time.monotonic()
         if now >= self._next_beat:
-            heartbeat.beat("beat", worker_id(), self.started_at, jobs=len(self.jobs))
+            heartbeat.beat("beat", worker_id(), self.started_at, jobs=len(self.jobs), paused=self.broker.paused)
             self._next_beat = now + self.heartbeat_every
-        if now >= self._next_reap:
+        if now >= self._next_reap and self.broker.down_since is None:
             self._reap()
             self._next_reap = now + self.reap_every
 
