@@ -50,6 +50,7 @@ try:
         "HEALTH_REQUIRED": env.list("TASKHUB_HEALTH_REQUIRED", default=["database"]),
         "HEALTH_TIMEOUT": env.float("TASKHUB_HEALTH_TIMEOUT", default=0.8),
         "LEADER_LOCK": env.bool("TASKHUB_LEADER_LOCK", default=True),
+        "REDELIVER_AFTER_SECONDS": env.int("TASKHUB_REDELIVER_AFTER_SECONDS", default=60),
     }
 except ConfigError as exc:
     sys.exit(f"taskhub: configuration error: {exc}")

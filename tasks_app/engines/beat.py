@@ -14,7 +14,8 @@ but replaces what users of the stock one fight:
   waits as a standby and takes over when the leader dies.
 - **Nothing lost.** On becoming leader it applies each job's misfire policy to the slots it
   missed and records the skipped ones; while leading it re-delivers runs whose worker
-  stopped sending heartbeats; and it writes a heartbeat that ``/healthz`` reports.
+  stopped sending heartbeats and queued runs whose delivery was lost (``redelivery.py``);
+  and it writes a heartbeat that ``/healthz`` reports.
 - **A broker outage pauses it, never ends it.** A send that fails with a broker error stops
   sending (``broker_watch.py``: one log line, "paused" in the heartbeat) while it keeps the lead;
   once the broker answers again, the slots missed meanwhile go through the misfire policy.
@@ -34,6 +35,7 @@ from tasks_app import conf, heartbeat, misfire
 from tasks_app.engines.broker_watch import BrokerWatch
 from tasks_app.engines.celery import TASK, message_kwargs, message_options
 from tasks_app.engines.listener import ChangeWatcher
+from tasks_app.engines.redelivery import Redelivery
 from tasks_app.leader import leader_lock
 from tasks_app.models import Job, JobRun, RunStatus
 from tasks_app.runner.claims import worker_id
@@ -62,6 +64,7 @@ class TaskhubScheduler(DatabaseScheduler):
         super().__init__(*args, **kwargs)
         self.max_interval = conf.get("BEAT_MAX_INTERVAL")
         self.broker = BrokerWatch(self.app)
+        self.redelivery = Redelivery(ENGINE)
 
     # DatabaseScheduler's PeriodicTask entries and last_run_at bookkeeping are not used.
     def setup_schedule(self):
@@ -106,7 +109,8 @@ class TaskhubScheduler(DatabaseScheduler):
             return self.broker.retry_every
         self.jobs.clear(), self.heap.clear(), self.fired.clear()
         self._load_all()
-        self._next_beat = 0.0
+        self.redelivery.forget()
+        self._next_beat = self._next_reap = 0.0
         return 0
 
     def _ensure_connected(self):
@@ -235,7 +239,9 @@ class TaskhubScheduler(DatabaseScheduler):
             self._next_reap = now + self.reap_every
 
     def _reap(self) -> None:
-        """Re-deliver runs whose worker went silent; the runner's claim takes them over."""
+        """Re-deliver runs whose worker went silent or whose queued message was lost; the runner's claim takes them over."""
+        for run in self.redelivery.overdue():
+            self._send_run(run)
         window = dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
         now = timezone.now()
         self._redelivered = {k: t for k, t in self._redelivered.items() if now - t < window}
@@ -244,8 +250,11 @@ class TaskhubScheduler(DatabaseScheduler):
         for run in lost[:100]:
             self._redelivered[run.pk] = now  # once per stale window, not every pass
             log.warning("re-delivering a run whose worker went silent", extra={"run": run.pk, "worker": run.worker})
-            self.app.send_task(TASK, kwargs=message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger),
-                               producer=self.producer, **message_options(run.job))
+            self._send_run(run)
+
+    def _send_run(self, run: JobRun) -> None:
+        self.app.send_task(TASK, kwargs=message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger),
+                           producer=self.producer, **message_options(run.job))
 
     def close(self):
         self._step_down()

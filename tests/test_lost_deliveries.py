@@ -1,0 +1,125 @@
+"""A queued run whose delivery was lost is delivered again by its engine, and runs once.
+
+Lost how: the worker holding a retry's delayed message is killed, Redis loses the message,
+the scheduler process holding it in memory dies. Real processes for each engine; the
+re-delivery policy itself is tested with a clock the test holds.
+"""
+
+import datetime as dt
+import os
+import signal
+
+import pytest
+from django.utils import timezone
+
+from tasks_app.engines import get_engine
+from tasks_app.engines.redelivery import Redelivery
+from tasks_app.models import JobRun, SchedulerHeartbeat
+from tasks_app.runner import run_requests
+from tests.private_redis import private_redis  # noqa: F401  (fixture)
+from tests.processes import processes, wait_for  # noqa: F401  (fixture)
+from tests.test_broker_outages import send
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
+FAST = {"TASKHUB_REDELIVER_AFTER_SECONDS": "2"}
+
+
+def queued_retry(job, due_in: float) -> JobRun:
+    """A run waiting for its second attempt, as the runner leaves a failed first one."""
+    run = run_requests.queue_run(job)
+    JobRun.objects.filter(pk=run.pk).update(attempt=2, next_attempt_at=timezone.now() + dt.timedelta(seconds=due_in),
+                                            attempts=[{"attempt": 1, "status": "failed", "error": "boom"}])
+    run.refresh_from_db()
+    return run
+
+
+def ran_once(run, result) -> bool:
+    run.refresh_from_db()
+    return (run.status, run.result, run.duplicate_claims, JobRun.objects.filter(job=run.job).count()) == (
+        "succeeded", result, 0, 1)
+
+
+# -- Celery -------------------------------------------------------------------------------------
+def test_a_delayed_retry_held_by_a_killed_worker_is_sent_again_and_runs_once(make_job, processes):
+    worker = processes.worker(concurrency=1)
+    processes.beat(**FAST)
+    assert wait_for(lambda: "ready" in processes.output(worker), timeout=60)
+    run = queued_retry(make_job(engine="celery", kwargs={"x": 2, "y": 3}), due_in=4)
+    due = run.next_attempt_at
+    get_engine("celery").deliver(run, eta=due)
+    assert wait_for(lambda: "received" in processes.output(worker), timeout=30)
+    os.killpg(worker.pid, signal.SIGKILL)  # its unacknowledged message waits out the visibility timeout (2 h)
+    worker.wait()
+    processes.worker(concurrency=1)
+
+    assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded", timeout=60)
+    assert ran_once(run, 5) and run.attempt == 2 and run.started_at >= due
+
+
+def test_a_queued_run_whose_message_redis_lost_is_sent_again_and_runs_once(make_job, processes, private_redis):
+    run = run_requests.queue_run(make_job(engine="celery", kwargs={"x": 4, "y": 5}))
+    send(run, private_redis.url)
+    private_redis.flush()  # the message is gone before any worker took it
+    processes.worker(concurrency=1, CELERY_BROKER_URL=private_redis.url)
+    processes.beat(CELERY_BROKER_URL=private_redis.url, **FAST)
+    assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded", timeout=60)
+    assert ran_once(run, 9)
+
+
+# -- APScheduler --------------------------------------------------------------------------------
+def aps_leader():
+    row = SchedulerHeartbeat.objects.filter(scheduler="apscheduler").first()
+    return int(row.leader.rsplit(":", 1)[1]) if row else None
+
+
+def test_a_delayed_retry_held_by_a_killed_runapscheduler_runs_once_after_the_take_over(make_job, processes):
+    leader = processes.apscheduler(**FAST)
+    assert wait_for(lambda: aps_leader() == leader.pid, timeout=60), processes.output(leader)[-3000:]
+    standby = processes.apscheduler(**FAST)
+    run = queued_retry(make_job(engine="apscheduler", kwargs={"x": 6, "y": 7}), due_in=12)
+    due = run.next_attempt_at
+    wait_for(lambda: False, timeout=7)  # the leader picks it up (every 5 s) and holds it until it is due
+    os.killpg(leader.pid, signal.SIGKILL)
+    assert wait_for(lambda: aps_leader() == standby.pid, timeout=30), processes.output(standby)[-3000:]
+    assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded", timeout=60)
+    assert ran_once(run, 13) and run.attempt == 2 and run.started_at >= due
+
+
+# -- the policy, with a clock the test holds ----------------------------------------------------
+def test_an_overdue_queued_run_is_handed_over_after_the_grace_then_ever_more_rarely(make_job, taskhub_settings):
+    taskhub_settings(REDELIVER_AFTER_SECONDS=60)
+    t0 = timezone.now()
+    run = queued_retry(make_job(engine="celery"), due_in=0)
+    JobRun.objects.filter(pk=run.pk).update(next_attempt_at=t0)
+    other_engine = run_requests.queue_run(make_job(engine="apscheduler"))
+    redelivery = Redelivery("celery")
+
+    def handed(after_seconds):
+        return [r.pk for r in redelivery.overdue(now=t0 + dt.timedelta(seconds=after_seconds))]
+
+    assert handed(59) == []  # within its grace: its message may still be on the way
+    assert handed(61) == [run.pk]
+    assert handed(100) == []  # not again within twice the grace
+    assert handed(182) == [run.pk]
+    assert handed(300) == []
+    assert handed(423) == [run.pk]  # then four times the grace
+    assert other_engine.pk not in handed(10_000)
+
+    JobRun.objects.filter(pk=run.pk).update(status="succeeded")
+    assert handed(20_000) == [] and redelivery.handed == {}  # done: forgotten
+    JobRun.objects.filter(pk=run.pk).update(status="queued", attempt=3)  # a later attempt is owed afresh
+    assert handed(20_001) == [run.pk]
+
+
+def test_a_hand_over_noted_elsewhere_waits_its_grace_and_forget_starts_over(make_job, taskhub_settings):
+    taskhub_settings(REDELIVER_AFTER_SECONDS=60)
+    t0 = timezone.now()
+    run = queued_retry(make_job(engine="apscheduler"), due_in=0)
+    JobRun.objects.filter(pk=run.pk).update(next_attempt_at=t0 - dt.timedelta(hours=1))
+    run.refresh_from_db()
+    redelivery = Redelivery("apscheduler")
+    redelivery.handed_over(run, now=t0)
+    assert redelivery.overdue(now=t0 + dt.timedelta(seconds=30)) == []
+    assert [r.pk for r in redelivery.overdue(now=t0 + dt.timedelta(seconds=61))] == [run.pk]
+    redelivery.forget()
+    assert [r.pk for r in redelivery.overdue(now=t0 + dt.timedelta(seconds=62))] == [run.pk]
