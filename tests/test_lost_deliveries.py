@@ -123,3 +123,27 @@ def test_a_hand_over_noted_elsewhere_waits_its_grace_and_forget_starts_over(make
     assert [r.pk for r in redelivery.overdue(now=t0 + dt.timedelta(seconds=61))] == [run.pk]
     redelivery.forget()
     assert [r.pk for r in redelivery.overdue(now=t0 + dt.timedelta(seconds=62))] == [run.pk]
+
+
+def test_a_run_requested_while_the_broker_is_down_stays_queued_and_is_sent_when_it_is_back(
+        make_job, processes, private_redis):
+    from tests.helpers import python
+    from tests.processes import process_env
+
+    job = make_job(engine="celery", kwargs={"x": 1, "y": 10})
+    private_redis.stop()
+    code = ("from tasks_app.models import Job\nfrom tasks_app.runner import run_requests\n"
+            "from tasks_app.engines.base import EngineUnavailable\n"
+            f"try:\n    run_requests.request_run(Job.objects.get(pk={job.pk}))\n"
+            "except EngineUnavailable as exc:\n    print('unavailable:', exc, '| run', exc.run.pk)\n")
+    result = python(code, env=process_env(CELERY_BROKER_URL=private_redis.url))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "unavailable: the Celery broker is unreachable" in result.stdout
+    [run] = JobRun.objects.filter(job=job)
+    assert run.status == "queued" and result.stdout.strip().endswith(f"| run {run.pk}")
+
+    private_redis.start()
+    processes.worker(concurrency=1, CELERY_BROKER_URL=private_redis.url)
+    processes.beat(CELERY_BROKER_URL=private_redis.url, **FAST)
+    assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded", timeout=60)
+    assert ran_once(run, 11)
