@@ -1,4 +1,4 @@
-"""A private Redis server for tests that stop, restart or flush their broker.
+"""A private Redis server for tests that stop, restart or flush their broker, and sending a run to it.
 
 Never the shared one: each test gets its own ``redis-server`` on a free port, without
 persistence (a restart loses every message, as a crashed Redis without AOF does), stopped
@@ -55,6 +55,16 @@ class PrivateRedis:
 
     def flush(self) -> None:
         redis.Redis.from_url(self.url).flushdb()
+
+
+def send(run, broker_url: str, eta=None) -> None:
+    """What ``CeleryEngine.deliver`` sends for ``run``, to this broker instead of the configured one."""
+    from taskhub.celery import app
+    from tasks_app.engines.celery import TASK, message_kwargs, message_options
+
+    with app.connection_for_write(broker_url) as connection:
+        app.send_task(TASK, kwargs=message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger),
+                      eta=eta, producer=connection.Producer(), **message_options(run.job))
 
 
 def _free_port() -> int:

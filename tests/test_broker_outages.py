@@ -5,21 +5,12 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from taskhub.celery import app
-from tasks_app.engines.celery import TASK, message_kwargs, message_options
 from tasks_app.models import JobRun
 from tasks_app.runner import run_requests
-from tests.private_redis import private_redis  # noqa: F401  (fixture)
+from tests.private_redis import private_redis, send  # noqa: F401  (fixture)
 from tests.processes import processes, wait_for  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
-
-
-def send(run, broker_url: str, eta=None) -> None:
-    """What ``CeleryEngine.deliver`` sends, to this test's own broker."""
-    with app.connection_for_write(broker_url) as connection:
-        app.send_task(TASK, kwargs=message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger),
-                      eta=eta, producer=connection.Producer(), **message_options(run.job))
 
 
 def status(run) -> str:

@@ -16,9 +16,8 @@ from tasks_app.engines import get_engine
 from tasks_app.engines.redelivery import Redelivery
 from tasks_app.models import JobRun, SchedulerHeartbeat
 from tasks_app.runner import run_requests
-from tests.private_redis import private_redis  # noqa: F401  (fixture)
+from tests.private_redis import private_redis, send  # noqa: F401  (fixture)
 from tests.processes import processes, wait_for  # noqa: F401  (fixture)
-from tests.test_broker_outages import send
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 FAST = {"TASKHUB_REDELIVER_AFTER_SECONDS": "2"}
@@ -147,3 +146,62 @@ def test_a_run_requested_while_the_broker_is_down_stays_queued_and_is_sent_when_
     processes.beat(CELERY_BROKER_URL=private_redis.url, **FAST)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded", timeout=60)
     assert ran_once(run, 11)
+
+
+def queued_slots(redis_url: str, queue: str = "default") -> list[str]:
+    """The ``scheduled_for`` of each taskhub message waiting in ``queue``."""
+    import base64
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    # kombu keeps one list per priority step: "default", "default\x06\x163", ...
+    messages = [m for key in client.scan_iter(match=f"{queue}*") if client.type(key) == b"list"
+                for m in client.lrange(key, 0, -1)]
+    return [json.loads(base64.b64decode(json.loads(m)["body"]))[1]["scheduled_for"] for m in messages]
+
+
+def test_slots_whose_messages_redis_lost_before_a_worker_took_them_are_sent_again(make_job, processes, private_redis):
+    beat = processes.beat(CELERY_BROKER_URL=private_redis.url, **FAST)
+    job = make_job(engine="celery", schedule_type="interval", interval_seconds=1, coalesce=False,
+                   misfire_grace_seconds=300, kwargs={"x": 1, "y": 1})
+    assert wait_for(lambda: len(queued_slots(private_redis.url)) >= 3, timeout=60), processes.output(beat)[-3000:]
+    private_redis.flush()  # no worker has taken them yet: these messages are gone
+    flushed_at = timezone.now()
+    processes.worker(concurrency=2, CELERY_BROKER_URL=private_redis.url)
+
+    def slots_until_flush():
+        return list(JobRun.objects.filter(job=job, scheduled_for__lte=flushed_at)
+                    .order_by("scheduled_for").values_list("scheduled_for", "status"))
+
+    # every slot due before the flush is run (or recorded as skipped: overlap, misfire): none is missing
+    def no_gaps():
+        rows = slots_until_flush()
+        slots = [slot for slot, _ in rows]
+        return len(rows) >= 3 and all(b - a == dt.timedelta(seconds=1) for a, b in zip(slots, slots[1:])) and \
+            slots[-1] > flushed_at - dt.timedelta(seconds=2) and all(status in ("succeeded", "skipped") for _, status in rows)
+    assert wait_for(no_gaps, timeout=60), (slots_until_flush(), processes.output(beat)[-3000:])
+    assert "re-sending a slot whose message was lost" in processes.output(beat)
+
+
+def test_a_sent_slot_is_lost_only_without_a_run_after_the_grace_and_with_its_queue_empty(make_job, taskhub_settings):
+    from tasks_app.engines.sent_slots import SentSlots
+
+    taskhub_settings(REDELIVER_AFTER_SECONDS=60)
+    job, t0 = make_job(engine="celery"), timezone.now().replace(microsecond=0)
+    received, missing = t0, t0 + dt.timedelta(seconds=1)
+    JobRun.objects.create(job=job, engine="celery", scheduled_for=received, status="succeeded")
+    sent = SentSlots()
+    sent.add(job.pk, received, "default", now=t0)
+    sent.add(job.pk, missing, "default", now=t0)
+    asked = []
+
+    def queue_is_empty(empty):
+        return lambda queue: asked.append(queue) or empty
+
+    assert sent.lost(queue_is_empty(True), now=t0 + dt.timedelta(seconds=59)) == [] and asked == []
+    assert sent.lost(queue_is_empty(False), now=t0 + dt.timedelta(seconds=61)) == []  # it may wait behind others
+    assert list(sent.sent) == [(job.pk, missing)] and asked == ["default"]  # the received one is forgotten
+    assert sent.lost(queue_is_empty(True), now=t0 + dt.timedelta(seconds=70)) == [(job.pk, missing)]
+    assert sent.sent == {}

@@ -14,8 +14,9 @@ but replaces what users of the stock one fight:
   waits as a standby and takes over when the leader dies.
 - **Nothing lost.** On becoming leader it applies each job's misfire policy to the slots it
   missed and records the skipped ones; while leading it re-delivers runs whose worker
-  stopped sending heartbeats and queued runs whose delivery was lost (``redelivery.py``);
-  and it writes a heartbeat that ``/healthz`` reports.
+  stopped sending heartbeats, queued runs whose delivery was lost (``redelivery.py``) and
+  slots whose message vanished before a worker got it (``sent_slots.py``); and it writes a
+  heartbeat that ``/healthz`` reports.
 - **A broker outage pauses it, never ends it.** A send that fails with a broker error stops
   sending (``broker_watch.py``: one log line, "paused" in the heartbeat) while it keeps the lead;
   once the broker answers again, the slots missed meanwhile go through the misfire policy.
@@ -27,24 +28,24 @@ import logging
 import time
 
 from django.db import DatabaseError, close_old_connections
-from kombu.common import ignore_errors
 from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from tasks_app import conf, heartbeat, misfire
+from tasks_app.engines.beat_delivery import BeatDelivery
 from tasks_app.engines.broker_watch import BrokerWatch
-from tasks_app.engines.celery import TASK, message_kwargs, message_options
 from tasks_app.engines.listener import ChangeWatcher
 from tasks_app.engines.redelivery import Redelivery
+from tasks_app.engines.sent_slots import SentSlots
 from tasks_app.leader import leader_lock
-from tasks_app.models import Job, JobRun, RunStatus
+from tasks_app.models import Job
 from tasks_app.runner.claims import worker_id
 
 log = logging.getLogger("tasks_app.beat")
 ENGINE = "celery"
 
 
-class TaskhubScheduler(DatabaseScheduler):
+class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
     standby_poll = 1.0
     heartbeat_every = 2.0
     reap_every = 10.0
@@ -65,6 +66,7 @@ class TaskhubScheduler(DatabaseScheduler):
         self.max_interval = conf.get("BEAT_MAX_INTERVAL")
         self.broker = BrokerWatch(self.app)
         self.redelivery = Redelivery(ENGINE)
+        self.sent_slots = SentSlots()
 
     # DatabaseScheduler's PeriodicTask entries and last_run_at bookkeeping are not used.
     def setup_schedule(self):
@@ -112,20 +114,6 @@ class TaskhubScheduler(DatabaseScheduler):
         self.redelivery.forget()
         self._next_beat = self._next_reap = 0.0
         return 0
-
-    def _ensure_connected(self):
-        # One attempt: a broker that is away pauses sending (tick) instead of holding beat in kombu's retries.
-        return self.connection.ensure_connection(max_retries=0)
-
-    def _drop_producer(self) -> None:
-        """Forget the broker connection (as Celery's ``_do_sync`` does); the next send opens a new one."""
-        self.__dict__.pop("producer", None)
-        connection = self.__dict__.pop("connection", None)
-        if connection is not None:
-            try:
-                ignore_errors(connection, connection.release)
-            except Exception:  # a half-broken connection may fail to close; it is dropped all the same
-                log.debug("closing the lost broker connection failed", exc_info=True)
 
     def _lead(self) -> bool:
         if self.leading_since is not None:
@@ -224,10 +212,6 @@ class TaskhubScheduler(DatabaseScheduler):
             self.fired[job_id] = slot
             self._push(job)
 
-    def _send(self, job: Job, slot: dt.datetime) -> None:
-        self.app.send_task(TASK, kwargs=message_kwargs(job.pk, slot), producer=self.producer, **message_options(job))
-        log.debug("fired", extra={"job": job.name, "scheduled_for": slot.isoformat(), "engine": ENGINE})
-
     # -- housekeeping --------------------------------------------------------------------
     def _housekeeping(self) -> None:
         now = time.monotonic()
@@ -237,24 +221,6 @@ class TaskhubScheduler(DatabaseScheduler):
         if now >= self._next_reap and self.broker.down_since is None:
             self._reap()
             self._next_reap = now + self.reap_every
-
-    def _reap(self) -> None:
-        """Re-deliver runs whose worker went silent or whose queued message was lost; the runner's claim takes them over."""
-        for run in self.redelivery.overdue():
-            self._send_run(run)
-        window = dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
-        now = timezone.now()
-        self._redelivered = {k: t for k, t in self._redelivered.items() if now - t < window}
-        lost = (JobRun.objects.filter(engine=ENGINE, status=RunStatus.RUNNING, heartbeat_at__lt=now - window)
-                .exclude(pk__in=list(self._redelivered)).select_related("job"))
-        for run in lost[:100]:
-            self._redelivered[run.pk] = now  # once per stale window, not every pass
-            log.warning("re-delivering a run whose worker went silent", extra={"run": run.pk, "worker": run.worker})
-            self._send_run(run)
-
-    def _send_run(self, run: JobRun) -> None:
-        self.app.send_task(TASK, kwargs=message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger),
-                           producer=self.producer, **message_options(run.job))
 
     def close(self):
         self._step_down()
