@@ -99,9 +99,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
             close_old_connections()
             return self.standby_poll
         except self.broker.errors as exc:  # the broker is away: keep the lead, send nothing until it is back
-            self.broker.lost(exc)
-            self._drop_producer()
-            self._next_beat = 0.0  # the heartbeat says so at once
+            self.broker_lost(exc)
             return 0
 
     def _while_broker_down(self) -> float:

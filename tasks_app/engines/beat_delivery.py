@@ -40,10 +40,29 @@ class BeatDelivery:
             except Exception:  # a half-broken connection may fail to close; it is dropped all the same
                 log.debug("closing the lost broker connection failed", exc_info=True)
 
+    def broker_lost(self, exc: BaseException) -> None:
+        """Pause sending (``broker_watch.py``) and drop the connection; the heartbeat says so at once."""
+        self.broker.lost(exc)
+        self._drop_producer()
+        self._next_beat = 0.0
+
+    def _publish(self, kwargs: dict, job: Job) -> bool:
+        """Send one message; False while the broker is away (beat pauses: nothing here raises a broker error,
+        so a job being scheduled is never blamed for an outage)."""
+        if self.broker.down_since is not None:
+            return False
+        try:
+            self.app.send_task(TASK, kwargs=kwargs, producer=self.producer, **message_options(job))
+            return True
+        except self.broker.errors as exc:
+            self.broker_lost(exc)
+            return False
+
     def _send(self, job: Job, slot: dt.datetime) -> None:
-        self.app.send_task(TASK, kwargs=message_kwargs(job.pk, slot), producer=self.producer, **message_options(job))
-        self.sent_slots.add(job.pk, slot, job.queue)
-        log.debug("fired", extra={"job": job.name, "scheduled_for": slot.isoformat(), "engine": ENGINE})
+        """Send a slot; one not sent is owed when the broker is back (the catch-up finds it by its missing run)."""
+        if self._publish(message_kwargs(job.pk, slot), job):
+            self.sent_slots.add(job.pk, slot, job.queue)
+            log.debug("fired", extra={"job": job.name, "scheduled_for": slot.isoformat(), "engine": ENGINE})
 
     def _reap(self) -> None:
         """Re-deliver runs whose worker went silent or whose queued message was lost; the runner's claim takes them over."""
@@ -81,5 +100,4 @@ class BeatDelivery:
                 return True
 
     def _send_run(self, run: JobRun) -> None:
-        self.app.send_task(TASK, kwargs=message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger),
-                           producer=self.producer, **message_options(run.job))
+        self._publish(message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger), run.job)
