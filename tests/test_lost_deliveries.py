@@ -203,5 +203,11 @@ def test_a_sent_slot_is_lost_only_without_a_run_after_the_grace_and_with_its_que
     assert sent.lost(queue_is_empty(True), now=t0 + dt.timedelta(seconds=59)) == [] and asked == []
     assert sent.lost(queue_is_empty(False), now=t0 + dt.timedelta(seconds=61)) == []  # it may wait behind others
     assert list(sent.sent) == [(job.pk, missing)] and asked == ["default"]  # the received one is forgotten
+
+    def broker_away(queue):
+        raise ConnectionError("broker away")
+    with pytest.raises(ConnectionError):
+        sent.lost(broker_away, now=t0 + dt.timedelta(seconds=65))
+    assert list(sent.sent) == [(job.pk, missing)]  # still noted: it is asked about again
     assert sent.lost(queue_is_empty(True), now=t0 + dt.timedelta(seconds=70)) == [(job.pk, missing)]
     assert sent.sent == {}

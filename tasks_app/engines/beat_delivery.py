@@ -94,6 +94,7 @@ class BeatDelivery:
 
     def _queue_is_empty(self, queue: str) -> bool:
         with self.app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=0)  # a broker that is away fails now: beat pauses
             try:
                 return connection.default_channel.queue_declare(queue=queue, passive=True).message_count == 0
             except (ChannelError, *connection.channel_errors):  # no such queue (Redis drops an empty one): none waits

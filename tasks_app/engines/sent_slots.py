@@ -33,16 +33,12 @@ class SentSlots:
             return []
         received = set(JobRun.objects.filter(job_id__in={job for job, _ in old}, scheduled_for__gte=min(s for _, s in old))
                        .values_list("job_id", "scheduled_for"))
-        empty: dict[str, bool] = {}
-        lost = []
-        for key in old:
-            queue, at = self.sent[key]
-            if key in received or now - at > FORGET_AFTER:
-                del self.sent[key]
-                continue
-            if queue not in empty:
-                empty[queue] = queue_is_empty(queue)
-            if empty[queue]:
-                del self.sent[key]
-                lost.append(key)
+        waiting = [key for key in old if key not in received and now - self.sent[key][1] <= FORGET_AFTER]
+        for key in set(old) - set(waiting):
+            del self.sent[key]
+        # Ask first, then forget: a broker that fails the question leaves every slot still noted.
+        empty = {queue: queue_is_empty(queue) for queue in {self.sent[key][0] for key in waiting}}
+        lost = [key for key in waiting if empty[self.sent[key][0]]]
+        for key in lost:
+            del self.sent[key]
         return sorted(lost, key=lambda key: key[1])
