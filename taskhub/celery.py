@@ -7,10 +7,15 @@ import logging
 import os
 
 from celery import Celery, signals
+from kombu.transport import TRANSPORT_ALIASES
 
 from taskhub import log_stream
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "taskhub.settings")
+
+# redis:// and rediss:// use kombu's Redis transport with a fix for workers that exited when
+# Redis restarted under them (taskhub/redis_transport.py says what and why).
+TRANSPORT_ALIASES.update(redis="taskhub.redis_transport:Transport", rediss="taskhub.redis_transport:Transport")
 
 app = Celery("taskhub")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -52,6 +52,7 @@ try:
         "LEADER_LOCK": env.bool("TASKHUB_LEADER_LOCK", default=True),
         "KWARGS_MAX_DEPTH": env.int("TASKHUB_KWARGS_MAX_DEPTH", default=32),
         "KWARGS_MAX_BYTES": env.int("TASKHUB_KWARGS_MAX_BYTES", default=65536),
+        "REDELIVER_AFTER_SECONDS": env.int("TASKHUB_REDELIVER_AFTER_SECONDS", default=60),
     }
 except ConfigError as exc:
     sys.exit(f"taskhub: configuration error: {exc}")

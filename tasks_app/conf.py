@@ -17,6 +17,8 @@ DEFAULTS = {
     "HEALTH_TIMEOUT": 0.8,
     # A running run whose heartbeat is older than this is taken to be lost and may be taken over.
     "STALE_AFTER_SECONDS": 60,
+    # A queued run still queued this long after it was due has lost its delivery: its engine sends it again.
+    "REDELIVER_AFTER_SECONDS": 60,
     # How often a running run writes its heartbeat and progress, and checks for a cancel request.
     "HEARTBEAT_SECONDS": 1.0,
     # The longest beat sleeps between looks at the change marker (without Postgres NOTIFY).

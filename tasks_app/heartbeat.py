@@ -14,8 +14,10 @@ from tasks_app.models import Job, SchedulerHeartbeat, problems
 SCHEDULERS = ("beat", "apscheduler")
 
 
-def beat(scheduler: str, leader: str, started_at: dt.datetime, jobs: int = 0) -> None:
-    fields = {"leader": leader, "started_at": started_at, "beat_at": timezone.now(), "jobs": jobs}
+def beat(scheduler: str, leader: str, started_at: dt.datetime, jobs: int = 0, paused: str = "") -> None:
+    """Say the leader is alive; ``paused`` says why it sends no fires now (empty: it does)."""
+    fields = {"leader": leader, "started_at": started_at, "beat_at": timezone.now(), "jobs": jobs,
+              "paused": paused[:300]}
     if not SchedulerHeartbeat.objects.filter(scheduler=scheduler).update(**fields):  # one statement when it exists
         SchedulerHeartbeat.objects.update_or_create(scheduler=scheduler, defaults=fields)
 
@@ -23,8 +25,8 @@ def beat(scheduler: str, leader: str, started_at: dt.datetime, jobs: int = 0) ->
 def statuses(now: dt.datetime | None = None) -> dict[str, dict]:
     """Each scheduler's ``{"ok", "leader", "seconds_since_beat", "jobs", "up_since"}`` (one query).
 
-    Not ok, with an ``error`` for a person, when it never ran or its last beat is older than
-    ``SCHEDULER_STALE_SECONDS``.
+    Not ok, with an ``error`` for a person, when it never ran, its last beat is older than
+    ``SCHEDULER_STALE_SECONDS``, or its leader is paused (then ``paused`` says why).
     """
     now = now or timezone.now()
     rows = {row.scheduler: row for row in SchedulerHeartbeat.objects.filter(scheduler__in=SCHEDULERS)}
@@ -39,6 +41,8 @@ def statuses(now: dt.datetime | None = None) -> dict[str, dict]:
                         "seconds_since_beat": round(age, 1), "jobs": row.jobs, "up_since": row.started_at.isoformat()}
         if not result[name]["ok"]:
             result[name]["error"] = f"last beat {age:.0f} s ago from {row.leader}"
+        elif row.paused:
+            result[name].update(ok=False, paused=row.paused, error=f"{row.leader} is paused: {row.paused}")
     return result
 
 

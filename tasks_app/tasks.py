@@ -26,8 +26,12 @@ def run_job(self, job_id: int, scheduled_for: str, attempt: int = 1, trigger: st
     run = runner.run_job(job_id, slot, "celery", attempt=attempt, trigger=trigger, task_id=self.request.id)
     if run is not None and run.status == RunStatus.QUEUED and run.next_attempt_at:
         from tasks_app.engines import get_engine
+        from tasks_app.engines.base import EngineUnavailable
 
-        get_engine("celery").deliver(run, eta=run.next_attempt_at)
+        try:
+            get_engine("celery").deliver(run, eta=run.next_attempt_at)
+        except EngineUnavailable as exc:  # it stays queued: beat sends it once the broker is back
+            log.warning("retry not sent; it stays queued", extra={"run": run.pk, "error": str(exc)})
     return None
 
 

@@ -20,6 +20,7 @@ from tasks_app import conf, heartbeat
 from tasks_app.engines import get_engine
 from tasks_app.engines.apscheduler import ENGINE
 from tasks_app.engines.listener import ChangeWatcher
+from tasks_app.engines.redelivery import Redelivery
 from tasks_app.leader import leader_lock
 from tasks_app.models import JobRun, RunStatus
 from tasks_app.runner.claims import worker_id
@@ -36,6 +37,7 @@ class SchedulerService:
         self.started_at = timezone.now()
         self.watcher: ChangeWatcher | None = None
         self.queued_seen: set[int] = set()
+        self.redelivery = Redelivery(ENGINE)
 
     def serve(self, grace: float = 30.0) -> None:
         get_engine(ENGINE).manager = self.manager
@@ -86,6 +88,7 @@ class SchedulerService:
         count = self.manager.reconcile()
         self.manager.scheduler.resume()
         self.queued_seen.clear()
+        self.redelivery.forget()
         self._pick_up_queued()
         log.info("apscheduler is leader", extra={"engine": ENGINE, "leader": worker_id(), "jobs": count})
 
@@ -101,11 +104,16 @@ class SchedulerService:
             log.info("apscheduler applied job changes", extra={"engine": ENGINE, "jobs": sorted(changed)})
 
     def _pick_up_queued(self) -> None:
-        """Queued runs of this engine not yet handed over (missed notifications, restarts, retries)."""
-        queued = JobRun.objects.filter(engine=ENGINE, status=RunStatus.QUEUED).exclude(pk__in=self.queued_seen)
-        for run in queued.only("pk", "next_attempt_at"):
+        """Queued runs of this engine not yet handed over (missed notifications, restarts, retries),
+        and handed-over ones still queued long after they were due (the hand-over was lost)."""
+        queued = JobRun.objects.filter(engine=ENGINE, status=RunStatus.QUEUED)
+        self.queued_seen &= set(queued.filter(pk__in=self.queued_seen).values_list("pk", flat=True))
+        for run in queued.exclude(pk__in=self.queued_seen).only("pk", "attempt", "next_attempt_at"):
             self.queued_seen.add(run.pk)
             self.manager.run_queued(run.pk, at=run.next_attempt_at)
+            self.redelivery.handed_over(run)
+        for run in self.redelivery.overdue():
+            self.manager.run_queued(run.pk)
         stale = timezone.now() - dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
         for run in JobRun.objects.filter(engine=ENGINE, status=RunStatus.RUNNING, heartbeat_at__lt=stale)[:100]:
             log.warning("taking over a run whose worker went silent", extra={"run": run.pk, "worker": run.worker})

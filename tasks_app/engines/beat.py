@@ -16,7 +16,12 @@ but replaces what users of the stock one fight:
   a handler or time zone gone) is logged once and skipped (``quarantine.py``).
 - **Nothing lost.** On becoming leader it applies each job's misfire policy to the slots it
   missed and records the skipped ones; while leading it re-delivers runs whose worker
-  stopped sending heartbeats; and it writes a heartbeat that ``/healthz`` reports.
+  stopped sending heartbeats, queued runs whose delivery was lost (``redelivery.py``) and
+  slots whose message vanished before a worker got it (``sent_slots.py``); and it writes a
+  heartbeat that ``/healthz`` reports.
+- **A broker outage pauses it, never ends it.** A send that fails with a broker error stops
+  sending (``broker_watch.py``: one log line, "paused" in the heartbeat) while it keeps the lead;
+  once the broker answers again, the slots missed meanwhile go through the misfire policy.
 """
 
 import datetime as dt
@@ -29,18 +34,21 @@ from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from tasks_app import conf, heartbeat, misfire
-from tasks_app.engines.celery import TASK, message_kwargs, message_options
+from tasks_app.engines.beat_delivery import BeatDelivery
+from tasks_app.engines.broker_watch import BrokerWatch
 from tasks_app.engines.listener import ChangeWatcher
 from tasks_app.engines.quarantine import Quarantine
+from tasks_app.engines.redelivery import Redelivery
+from tasks_app.engines.sent_slots import SentSlots
 from tasks_app.leader import leader_lock
-from tasks_app.models import Job, JobRun, RunStatus
+from tasks_app.models import Job
 from tasks_app.runner.claims import worker_id
 
 log = logging.getLogger("tasks_app.beat")
 ENGINE = "celery"
 
 
-class TaskhubScheduler(DatabaseScheduler):
+class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
     standby_poll = 1.0
     heartbeat_every = 2.0
     reap_every = 10.0
@@ -60,6 +68,9 @@ class TaskhubScheduler(DatabaseScheduler):
         self.quarantine = Quarantine(ENGINE)
         super().__init__(*args, **kwargs)
         self.max_interval = conf.get("BEAT_MAX_INTERVAL")
+        self.broker = BrokerWatch(self.app)
+        self.redelivery = Redelivery(ENGINE)
+        self.sent_slots = SentSlots()
 
     # DatabaseScheduler's PeriodicTask entries and last_run_at bookkeeping are not used.
     def setup_schedule(self):
@@ -81,6 +92,8 @@ class TaskhubScheduler(DatabaseScheduler):
         try:
             if not self._lead():
                 return self.standby_poll
+            if self.broker.down_since is not None:
+                return self._while_broker_down()
             self._fire_due(timezone.now())
             self._housekeeping()
             return self._wait()
@@ -89,6 +102,20 @@ class TaskhubScheduler(DatabaseScheduler):
             self._step_down()
             close_old_connections()
             return self.standby_poll
+        except self.broker.errors as exc:  # the broker is away: keep the lead, send nothing until it is back
+            self.broker_lost(exc)
+            return 0
+
+    def _while_broker_down(self) -> float:
+        """Beat and probe the broker; once it answers, catch up as a new leader does (misfire policy)."""
+        if not self.broker.back():
+            self._housekeeping()
+            return self.broker.retry_every
+        self.jobs.clear(), self.heap.clear(), self.fired.clear()
+        self._load_all()
+        self.redelivery.forget()
+        self._next_beat = self._next_reap = 0.0
+        return 0
 
     def _lead(self) -> bool:
         if self.leading_since is not None:
@@ -204,32 +231,15 @@ class TaskhubScheduler(DatabaseScheduler):
                 continue
             self._forget(job_id)
 
-    def _send(self, job: Job, slot: dt.datetime) -> None:
-        self.app.send_task(TASK, kwargs=message_kwargs(job.pk, slot), producer=self.producer, **message_options(job))
-        log.debug("fired", extra={"job": job.name, "scheduled_for": slot.isoformat(), "engine": ENGINE})
-
     # -- housekeeping --------------------------------------------------------------------
     def _housekeeping(self) -> None:
         now = time.monotonic()
         if now >= self._next_beat:
-            heartbeat.beat("beat", worker_id(), self.started_at, jobs=len(self.jobs))
+            heartbeat.beat("beat", worker_id(), self.started_at, jobs=len(self.jobs), paused=self.broker.paused)
             self._next_beat = now + self.heartbeat_every
-        if now >= self._next_reap:
+        if now >= self._next_reap and self.broker.down_since is None:
             self._reap()
             self._next_reap = now + self.reap_every
-
-    def _reap(self) -> None:
-        """Re-deliver runs whose worker went silent; the runner's claim takes them over."""
-        window = dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
-        now = timezone.now()
-        self._redelivered = {k: t for k, t in self._redelivered.items() if now - t < window}
-        lost = (JobRun.objects.filter(engine=ENGINE, status=RunStatus.RUNNING, heartbeat_at__lt=now - window)
-                .exclude(pk__in=list(self._redelivered)).select_related("job"))
-        for run in lost[:100]:
-            self._redelivered[run.pk] = now  # once per stale window, not every pass
-            log.warning("re-delivering a run whose worker went silent", extra={"run": run.pk, "worker": run.worker})
-            self.app.send_task(TASK, kwargs=message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger),
-                               producer=self.producer, **message_options(run.job))
 
     def close(self):
         self._step_down()

@@ -8,7 +8,9 @@
 - **Delivery.** A message carries ids and the slot only — ``taskhub.run_job(job_id,
   scheduled_for, attempt, trigger)`` — routed by the job's ``queue`` and ``priority``,
   with soft and hard time limits just above the job's own timeout (the runner's cancel
-  scope acts first; Celery's limits are the backstop).
+  scope acts first; Celery's limits are the backstop). With the broker away, ``deliver``
+  says so (``EngineUnavailable``) and the run stays queued: beat sends it when the broker
+  is back (``redelivery.py``).
 
 Limits: the projection is for visibility and tooling; the stock ``DatabaseScheduler``
 reading these rows would not apply taskhub's slots, leader lock or misfire policy.
@@ -16,8 +18,9 @@ reading these rows would not apply taskhub's slots, leader lock or misfire polic
 
 from celery import current_app
 from django.db import transaction
+from kombu.exceptions import OperationalError
 
-from tasks_app.engines.base import Engine
+from tasks_app.engines.base import Engine, EngineUnavailable
 
 TASK = "taskhub.run_job"
 SOFT_LIMIT_MARGIN = 10  # seconds after the job's timeout before Celery's soft limit
@@ -58,7 +61,11 @@ class CeleryEngine(Engine):
 
     def deliver(self, run, eta=None) -> None:
         kwargs = message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger)
-        current_app.send_task(TASK, kwargs=kwargs, eta=eta, **message_options(run.job))
+        try:
+            current_app.send_task(TASK, kwargs=kwargs, eta=eta, **message_options(run.job))
+        except OperationalError as exc:  # kombu's "cannot reach the broker", after its publish retries
+            raise EngineUnavailable(f"the Celery broker is unreachable ({exc}): the run stays queued "
+                                    "and is sent when the broker is back") from exc
 
     def is_alive(self) -> bool:
         """Whether a worker answers a ping within a second."""

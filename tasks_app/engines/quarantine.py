@@ -2,7 +2,7 @@
 
 Each engine process keeps one ``Quarantine``. Before a job enters its schedule the engine
 asks ``admit(job)``; work on one job's schedule runs inside ``guard(job)``, which turns any
-exception but a database outage into a held job. A held job is logged once per reason
+exception but an outage (database, broker) into a held job. A held job is logged once per reason
 (an ERROR line with the job and the reason), left out of the schedule, and let back in as
 soon as an edit makes it schedulable again. The admin and the dashboard find the same rows
 themselves (``Job.schedule_problem``), so nothing here is stored.
@@ -12,6 +12,10 @@ import contextlib
 import logging
 
 from django.db import DatabaseError
+from kombu.exceptions import KombuError
+
+# An outage is not the row's fault: the engine's own outage handling deals with these.
+OUTAGES = (DatabaseError, KombuError, OSError)
 
 log = logging.getLogger("tasks_app.engines")
 
@@ -32,10 +36,10 @@ class Quarantine:
 
     @contextlib.contextmanager
     def guard(self, job):
-        """Hold ``job`` if the block fails for any reason but the database's (an outage is not the row's fault)."""
+        """Hold ``job`` if the block fails for any reason but an outage of the database or the broker."""
         try:
             yield
-        except DatabaseError:
+        except OUTAGES:
             raise
         except Exception as exc:
             self.hold(job, f"{type(exc).__name__}: {exc}", exc_info=True)

@@ -27,6 +27,8 @@ class SchedulerHeartbeat(models.Model):
     started_at = models.DateTimeField()
     beat_at = models.DateTimeField()
     jobs = models.PositiveIntegerField(default=0, help_text="Jobs in its schedule at the last beat.")
+    paused = models.CharField(max_length=300, blank=True, default="",
+                              help_text="Why the leader sends no fires now (the broker is unreachable, say); empty while it does.")
 
     def __str__(self):
         return f"{self.scheduler} led by {self.leader}"
