@@ -88,16 +88,16 @@ class Fleet:
         self.kills["pool"] = self.kills.get("pool", 0) + 1
         return f"pool process {pid} of {children[pid]}"
 
-    def check(self) -> list[str]:
-        """The slots whose process exited without being killed by the soak (each recorded once)."""
+    def check(self) -> list[tuple[str, dict]]:
+        """``(slot, death)`` for each process that exited without the soak killing it (each recorded once)."""
         dead = []
         for slot, proc in self.slots.items():
             if proc is not None and not proc.killed and proc.poll() is not None:
                 proc.killed = True  # recorded; not counted again
-                self.self_deaths.append({"process": proc.label, "exit": proc.returncode,
-                                         "after_seconds": round(time.time() - proc.started, 1),
-                                         "last_error": last_error(proc.log_path)})
-                dead.append(slot)
+                death = {"process": proc.label, "exit": proc.returncode, "at": time.time(),
+                         "after_seconds": round(time.time() - proc.started, 1), "last_error": last_error(proc.log_path)}
+                self.self_deaths.append(death)
+                dead.append((slot, death))
         return dead
 
     def stop_all(self) -> None:
@@ -112,11 +112,13 @@ def _children(pid: int) -> list[int]:
 
 
 def last_error(log_path: Path) -> str:
-    """The last line of a log that looks like an error, shortened to one line."""
+    """The last CRITICAL or ERROR record of a log (else the last line mentioning an error), on one line."""
     try:
         lines = Path(log_path).read_text(errors="replace").splitlines()
     except OSError:
         return ""
-    marks = ("CRITICAL", "Error", "error", "Traceback")
-    found = [line for line in lines if any(m in line for m in marks)]
-    return (found[-1] if found else (lines[-1] if lines else ""))[:300]
+    for marks in (('"level": "CRITICAL"',), ('"level": "ERROR"',), ("Error", "error", "Traceback")):
+        found = [line for line in lines if any(m in line for m in marks)]
+        if found:
+            return found[-1][:300]
+    return lines[-1][:300] if lines else ""

@@ -7,7 +7,9 @@
   split into those within a restart of Postgres or Redis (from ``BEFORE_RESTART`` before the
   stop to ``AFTER_RESTART`` after it is back) and those elsewhere.
 - **stuck**: runs of slots in the window still ``queued`` or ``running`` after the drain.
-- **self-deaths**: processes that exited without the soak killing them (counted by ``soak.py``).
+- **self-deaths**: processes that exited without the soak killing them (counted by ``soak_fleet.py``).
+
+``report`` prints them as one table; ``details`` is what ``details.json`` holds.
 """
 
 import collections
@@ -15,8 +17,11 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from bench import common
+
 BEFORE_RESTART = dt.timedelta(seconds=2)  # a slot fired as the server stops is caught in the restart
 AFTER_RESTART = dt.timedelta(seconds=30)
+NEAR = dt.timedelta(seconds=15)  # details.json lists the soak's faults this close to each lost slot
 
 
 def read_effects(path: Path) -> list[dict]:
@@ -78,3 +83,30 @@ def wanted(figures: dict, self_deaths: int) -> list[str]:
     if figures["lost_elsewhere"]:
         missed.append("lost outside restarts")
     return missed
+
+
+def report(minutes: float, jobs: int, f: dict, deaths: list[dict], kills: dict) -> str:
+    lost = len(f["lost"])
+    rows = [["slots_due", f["slots_due"], "-"], ["effects", f["effects"], "-"],
+            ["duplicate_effects", f["duplicate_effects"], "0"],
+            ["lost_slots", lost, "<=5%"], ["lost_pct", percent(lost, f["slots_due"]), "<=5"],
+            ["lost_in_restarts", f["lost_during_restarts"], "-"], ["lost_elsewhere", len(f["lost_elsewhere"]), "0"],
+            ["stuck_runs", len(f["stuck"]), "0"], ["self_deaths", len(deaths), "0"]]
+    notes = [f"runs by status: {f['statuses']}; duplicate claims refused: {f['duplicate_claims']}",
+             f"kills by the soak: {kills}", common.machine_note()]
+    notes += [f"self-death: {d['process']} exit {d['exit']} after {d['after_seconds']} s: {d['last_error']}"
+              for d in deaths]
+    notes += [f"stuck: {r['job__name']} {r['scheduled_for']:%H:%M:%S} {r['status']} attempt {r['attempt']} "
+              f"on {r['engine']}" for r in f["stuck"][:20]]
+    notes += [f"duplicate effect: {job} {slot:%H:%M:%S}" for job, slot in f["duplicates"][:20]]
+    notes += [f"lost outside restarts: {job} {slot:%H:%M:%S}" for job, slot in f["lost_elsewhere"][:20]]
+    title = f"soak: {minutes:g} min, {jobs} jobs, 2 workers, 2 beats, 2 runapscheduler"
+    return common.table(title, ["figure", "value", "wanted"], rows, notes)
+
+
+def details(figures: dict, engine_at, events: list, restarts: list, self_deaths: list) -> dict:
+    """Every lost slot (its engine and the soak's faults near it), stuck run, restart and self-death."""
+    lost = [{"job": job, "slot": slot.isoformat(), "engine": engine_at(job, slot),
+             "faults_near": [f"{(at - slot).total_seconds():+.1f} s: {text}" for at, text in events
+                             if abs(at - slot) <= NEAR]} for job, slot in figures["lost"]]
+    return {"lost": lost, "stuck": figures["stuck"], "restarts": restarts, "self_deaths": self_deaths}
