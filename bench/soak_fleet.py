@@ -30,6 +30,7 @@ class Fleet:
         self.starts: dict[str, int] = {}
         self.self_deaths: list[dict] = []
         self.kills: dict[str, int] = {}
+        self.killed_pids: set[int] = set()  # a killed pool process stays listed until its worker reaps it
 
     def start_all(self) -> None:
         for slot in self.slots:
@@ -77,7 +78,8 @@ class Fleet:
         """SIGKILL a pool process of a live worker that runs a job (or any, with ``any_child``)."""
         children = {pid: slot for slot, proc in self.slots.items()
                     if slot.startswith("worker") and proc.poll() is None for pid in _children(proc.pid)}
-        choices = sorted(set(children) & busy_pids) or (sorted(children) if any_child else [])
+        alive = set(children) - self.killed_pids
+        choices = sorted(alive & busy_pids) or (sorted(alive) if any_child else [])
         if not choices:
             return None
         pid = rng.choice(choices)
@@ -85,6 +87,7 @@ class Fleet:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             return None
+        self.killed_pids.add(pid)
         self.kills["pool"] = self.kills.get("pool", 0) + 1
         return f"pool process {pid} of {children[pid]}"
 
