@@ -62,7 +62,8 @@ def main(engine: str) -> int:
         start(2)
         time.sleep(15)
         rows = list(JobRun.objects.filter(job=job).order_by("scheduled_for").values_list("scheduled_for", flat=True))
-        owed = itertools.takewhile(lambda s: s <= rows[-1], job.iter_fire_times(after=rows[0] - dt.timedelta(seconds=1)))
+        after = rows[0] - dt.timedelta(seconds=1)
+        owed = itertools.takewhile(lambda s: s <= rows[-1], job.iter_fire_times(after=after))
         lost = [s for s in owed if s not in rows]
         print(f"{engine}: slots with no run row after a SIGKILL during their claim: {[s.isoformat() for s in lost]}")
         if engine == "celery":
