@@ -168,6 +168,10 @@ class SchedulerManager:
         timer.daemon = True
         timer.start()
 
+    def run_slot(self, job_id: int, slot: dt.datetime) -> None:
+        """Fire one scheduled slot of a job outside the store (a slot the store let pass)."""
+        self.runs.submit(_run_slot, job_id, slot.isoformat(), 1, "schedule")
+
     def run_lost(self, run) -> None:
         """Fire a slot whose worker went silent again; the runner's claim takes it over."""
         self.runs.submit(_run_slot, run.job_id, run.scheduled_for.isoformat(), run.attempt, run.trigger)

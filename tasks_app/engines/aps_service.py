@@ -16,13 +16,13 @@ import time
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
-from tasks_app import conf, heartbeat
+from tasks_app import conf, heartbeat, misfire
 from tasks_app.engines import get_engine
-from tasks_app.engines.apscheduler import ENGINE
+from tasks_app.engines.apscheduler import ENGINE, store_id
 from tasks_app.engines.listener import ChangeWatcher
 from tasks_app.engines.redelivery import Redelivery
 from tasks_app.leader import leader_lock
-from tasks_app.models import JobRun, RunStatus
+from tasks_app.models import Job, JobRun, RunStatus
 from tasks_app.runner.claims import worker_id
 from tasks_app.runner.run_requests import request_cancel
 
@@ -86,6 +86,7 @@ class SchedulerService:
         if not self.manager.running:
             self.manager.start(paused=True)
         count = self.manager.reconcile()
+        catch_up_lost_slots(self.manager)
         self.manager.scheduler.resume()
         self.queued_seen.clear()
         self.redelivery.forget()
@@ -134,3 +135,34 @@ class SchedulerService:
                 stopper.join(10)
         self.lock.release()
         log.info("apscheduler stopped", extra={"engine": ENGINE})
+
+
+def catch_up_lost_slots(manager) -> int:
+    """Fire (or record as skipped) the slots a dead leader's store let pass without a run.
+
+    APScheduler moves a job's stored next run time past a slot as it submits the fire; a
+    leader killed (or a database lost) before the fire's claim committed leaves that slot
+    with no run, and the store will never fire it again. Like beat on taking the lead, each
+    job's slots since its last recorded one, and before the store's next one, go through the
+    job's misfire policy; the runner's claim keeps any overlap to one run. Returns the fires.
+    """
+    from django_apscheduler.models import DjangoJob
+
+    jobs = [job for job in Job.objects.filter(engine=ENGINE, enabled=True) if job.pk not in manager.quarantine]
+    stored = dict(DjangoJob.objects.filter(id__in=[store_id(job.pk) for job in jobs]).values_list("id", "next_run_time"))
+    last = misfire.last_slots([job.pk for job in jobs])
+    now, fired = timezone.now(), 0
+    for job in jobs:
+        with manager.quarantine.guard(job):
+            upto = stored.get(store_id(job.pk))
+            upto = min(now, job.slot_at(upto) or upto) if upto else now  # the store fires from its next slot on
+            since = max(last[job.pk], job.updated_at) if job.pk in last else job.updated_at
+            missed = [slot for slot in misfire.missed_slots(job, since, now) if slot < upto]
+            due, skipped = misfire.plan(job, missed, now)
+            misfire.record_skipped(job, ENGINE, skipped)
+            for slot in due:
+                manager.run_slot(job.pk, slot)
+            fired += len(due)
+    if fired:
+        log.info("fired slots a previous leader let pass", extra={"engine": ENGINE, "fires": fired})
+    return fired
