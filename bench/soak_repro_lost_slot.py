@@ -32,7 +32,8 @@ def main(engine: str) -> int:
     try:
         pg.start(), rd.start(), pg.wait_ready(), rd.wait_ready()
         pg.create_database("repro")
-        env = common.process_env("repro", rd.url, DATABASE_URL=f"{pg.url}/repro")
+        # Redelivery after 5 s instead of 60, so the re-sent slot shows within the wait below.
+        env = common.process_env("repro", rd.url, DATABASE_URL=f"{pg.url}/repro", TASKHUB_REDELIVER_AFTER_SECONDS="5")
         subprocess.run([common.PYTHON, "manage.py", "migrate", "-v0"], cwd=common.ROOT, env=env, check=True)
         os.environ.update(env, TASKHUB_LOG_LEVEL="WARNING")
         import django
@@ -60,7 +61,7 @@ def main(engine: str) -> int:
             proc.wait()
             locker.rollback()
         start(2)
-        time.sleep(15)
+        time.sleep(25)
         rows = list(JobRun.objects.filter(job=job).order_by("scheduled_for").values_list("scheduled_for", flat=True))
         after = rows[0] - dt.timedelta(seconds=1)
         owed = itertools.takewhile(lambda s: s <= rows[-1], job.iter_fire_times(after=after))
