@@ -177,14 +177,23 @@ def create_databases(names: list[str], log_dir: Path, prefix: str = "taskhub_ben
     for name in (*names, template):
         if not name.startswith(prefix):
             raise BenchError(f"refusing to touch database {name!r}: these benchmarks' databases start with {prefix}")
-    with _admin_connection() as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [template]).fetchone():
-            conn.execute(f'CREATE DATABASE "{template}"')
-    _migrate(template, log_dir)  # a no-op when already up to date; picks up new migrations
+    try:
+        _migrated_template(template, log_dir)
+    except BenchError:  # a template migrated by another branch's migrations: start it afresh, once
+        with _admin_connection() as conn:
+            _drop(conn, template)
+        _migrated_template(template, log_dir)
     with _admin_connection() as conn:
         for name in names:
             _drop(conn, name)
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+
+
+def _migrated_template(template: str, log_dir: Path) -> None:
+    with _admin_connection() as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [template]).fetchone():
+            conn.execute(f'CREATE DATABASE "{template}"')
+    _migrate(template, log_dir)  # a no-op when already up to date; picks up new migrations
 
 
 def drop_databases(names: list[str], prefix: str = "taskhub_bench") -> None:
