@@ -34,6 +34,19 @@ def plan(job, slots: list[dt.datetime], now: dt.datetime) -> tuple[list[dt.datet
     return fresh, sorted(skipped)
 
 
+def settle(job, engine: str, slots: list[dt.datetime], now: dt.datetime) -> list[dt.datetime]:
+    """``plan`` the past-due ``slots``, record the skipped ones, and return those to fire."""
+    due, skipped = plan(job, slots, now)
+    record_skipped(job, engine, skipped)
+    return due
+
+
+def owed_since(job, last_slot: dt.datetime | None) -> dt.datetime:
+    """Where a scheduler taking over owes slots from: the job's last recorded slot, never before its
+    last edit (a resume, say: slots from before it were never owed)."""
+    return max(last_slot, job.updated_at) if last_slot else job.updated_at
+
+
 def missed_slots(job, since: dt.datetime, now: dt.datetime) -> list[dt.datetime]:
     """Slots strictly after ``since`` and not after ``now``, the latest ``MAX_MISSED`` of them.
 

@@ -156,10 +156,9 @@ def catch_up_lost_slots(manager) -> int:
         with manager.quarantine.guard(job):
             upto = stored.get(store_id(job.pk))
             upto = min(now, job.slot_at(upto) or upto) if upto else now  # the store fires from its next slot on
-            since = max(last[job.pk], job.updated_at) if job.pk in last else job.updated_at
-            missed = [slot for slot in misfire.missed_slots(job, since, now) if slot < upto]
-            due, skipped = misfire.plan(job, missed, now)
-            misfire.record_skipped(job, ENGINE, skipped)
+            missed = [slot for slot in misfire.missed_slots(job, misfire.owed_since(job, last.get(job.pk)), now)
+                      if slot < upto]
+            due = misfire.settle(job, ENGINE, missed, now)
             for slot in due:
                 manager.run_slot(job.pk, slot)
             fired += len(due)

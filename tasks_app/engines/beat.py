@@ -111,7 +111,6 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
         if not self.broker.back():
             self._housekeeping()
             return self.broker.retry_every
-        self.jobs.clear(), self.heap.clear(), self.fired.clear()
         self._load_all()
         self.redelivery.forget()
         self._next_beat = self._next_reap = 0.0
@@ -153,7 +152,9 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
 
     # -- loading jobs --------------------------------------------------------------------
     def _load_all(self) -> None:
+        """Schedule every enabled job afresh, owed slots first (on taking the lead, or the broker's return)."""
         started = time.monotonic()
+        self.jobs.clear(), self.heap.clear(), self.fired.clear()
         jobs = list(Job.objects.filter(engine=ENGINE, enabled=True))
         last = misfire.last_slots([j.pk for j in jobs])
         now = timezone.now()
@@ -174,11 +175,8 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
         """Apply the misfire policy to the slots missed since ``last_slot``, then schedule onwards."""
         self.jobs[job.pk] = job
         self.fired[job.pk] = now
-        # Slots before the job's last edit (a resume, say) were never owed.
-        since = max(last_slot, job.updated_at) if last_slot else job.updated_at
-        due, skipped = misfire.plan(job, misfire.missed_slots(job, since, now), now)
-        misfire.record_skipped(job, ENGINE, skipped)
-        for slot in due:
+        missed = misfire.missed_slots(job, misfire.owed_since(job, last_slot), now)
+        for slot in misfire.settle(job, ENGINE, missed, now):
             self._send(job, slot)
         self._push(job)
 
@@ -221,8 +219,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
                 continue  # edited, paused or deleted since it was pushed
             due = []
             with self.quarantine.guard(job):
-                due, skipped = misfire.plan(job, [slot], now)
-                misfire.record_skipped(job, ENGINE, skipped)
+                due = misfire.settle(job, ENGINE, [slot], now)
             for s in due:
                 self._send(job, s)
             self.fired[job_id] = slot

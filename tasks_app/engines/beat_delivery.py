@@ -86,9 +86,7 @@ class BeatDelivery:
             job = self.jobs.get(job_id)
             if job is None:
                 continue  # paused, deleted or moved since
-            due, skipped = misfire.plan(job, [slot], now)
-            misfire.record_skipped(job, ENGINE, skipped)
-            for s in due:
+            for s in misfire.settle(job, ENGINE, [slot], now):
                 log.warning("re-sending a slot whose message was lost", extra={"job": job.name, "scheduled_for": s.isoformat()})
                 self._send(job, s)
 
