@@ -70,7 +70,7 @@ def run(args) -> None:
 # -- the schedules -----------------------------------------------------------------------------
 def _schedules(count: int) -> list[tuple[int, int, str]]:
     """(minute, hour, zone) per job: 03:MM local, or 15:MM when 03:MM comes within the hour."""
-    from tasks_app import slots
+    from tasks_app.scheduling import slots
 
     now = dt.datetime.now(dt.UTC)
     soon = {}

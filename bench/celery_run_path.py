@@ -8,7 +8,7 @@ every variant in the same run, one after another on a warm worker (20 unmeasured
 - ``a``: a plain sync task whose result django-celery-results stores.
 - ``b``: the same with ``ignore_result=True``.
 - ``c``: ``b`` calling an async function with ``anyio.run`` per call.
-- ``d``: ``b`` awaiting it on taskhub's long-lived loop (``tasks_app.loop.submit(coro).result()``).
+- ``d``: ``b`` awaiting it on taskhub's long-lived loop (``tasks_app.runner.loop.submit(coro).result()``).
 
 Then a what-if (rows marked ``*``): ``taskhub`` and ``a`` again on a worker whose settings add
 ``CELERY_DB_REUSE_MAX`` (``bench/settings_db_reuse.py``), since Celery's Django fixup otherwise
@@ -84,7 +84,7 @@ def _job():
 def _sender(app, producer, job, label: str):
     from django.utils import timezone
 
-    from tasks_app.engines.celery import TASK, message_kwargs, message_options
+    from tasks_app.engines.celery.messages import TASK, message_kwargs, message_options
 
     counter = iter(range(10**9))
     if label != "taskhub":

@@ -94,7 +94,7 @@ def process_env(database: str, broker: str, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
     env.update(SECRET_KEY="bench-only-not-a-secret", DATABASE_URL=database_url(database), CELERY_BROKER_URL=broker,
                REDIS_URL=broker, TASKHUB_ENV_FILE=os.devnull, TASKHUB_SECRETS_FILE=os.devnull,
-               DJANGO_SETTINGS_MODULE="taskhub.settings", TASKHUB_HANDLER_MODULES="tasks_app.handlers",
+               DJANGO_SETTINGS_MODULE="taskhub.settings", TASKHUB_HANDLER_MODULES="tasks_app.handlers.bundled",
                TASKHUB_LOG_LEVEL="INFO", PYTHONPATH=str(ROOT))
     env.update(overrides)
     return env

@@ -109,7 +109,7 @@ def render(renders: int) -> int:
     from django.test import Client
     from django.utils import timezone
 
-    from tasks_app import dashboard
+    from tasks_app.monitoring import dashboard
 
     client = Client()
     client.force_login(get_user_model().objects.create_superuser("bench", "bench@example.com", "pw"))

@@ -3,7 +3,7 @@
 - ``add``: a sync task whose result django-celery-results stores (the project's result backend).
 - ``add_no_result``: the same without a result (``ignore_result=True``).
 - ``add_anyio_run``: calls an async function with ``anyio.run`` per call (the common workaround).
-- ``add_process_loop``: awaits it on taskhub's long-lived process loop (``tasks_app.loop``).
+- ``add_process_loop``: awaits it on taskhub's long-lived process loop (``tasks_app.runner.loop``).
 - ``stamp``: records when it started (``time.time()``) as its stored result; the stock beat sends it.
 """
 
@@ -12,7 +12,7 @@ import time
 import anyio
 from celery import shared_task
 
-from tasks_app import loop
+from tasks_app.runner import loop
 
 
 async def add_async(x: int, y: int) -> int:

@@ -37,8 +37,10 @@ def main() -> int:
     django.setup()
     from django.db import connection
 
-    from tasks_app import loop, runner
-    from tasks_app.handlers import number_sum
+    from tasks_app.runner import loop
+
+    from tasks_app import runner
+    from tasks_app.handlers.bundled import number_sum
     from tasks_app.models import Job, JobRun
 
     Job.objects.filter(name="bench-runner-overhead").delete()

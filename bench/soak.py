@@ -69,7 +69,7 @@ class Soak:
         self.postgres.create_database(DATABASE)
         self.env = common.process_env(
             "soak", self.redis.url, DATABASE_URL=f"{self.postgres.url}/{DATABASE}",
-            TASKHUB_HANDLER_MODULES="tasks_app.handlers,bench.soak_handlers", SOAK_EFFECTS_FILE=str(self.effects_path))
+            TASKHUB_HANDLER_MODULES="tasks_app.handlers.bundled,bench.soak_handlers", SOAK_EFFECTS_FILE=str(self.effects_path))
         migrate = subprocess.run([common.PYTHON, "manage.py", "migrate", "--noinput"], cwd=common.ROOT,
                                  env={**self.env, "TASKHUB_LOG_LEVEL": "WARNING"}, capture_output=True, text=True,
                                  timeout=300)

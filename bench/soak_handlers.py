@@ -17,11 +17,11 @@ import time
 
 import anyio
 
-from tasks_app.registry import handler
+from tasks_app import RunContext, handler
 
 
 @handler(name="soak_effect")
-async def soak_effect(seconds: float = 0.0, fail_percent: int = 0, context=None) -> int:
+async def soak_effect(seconds: float = 0.0, fail_percent: int = 0, context: RunContext | None = None) -> int:
     await anyio.sleep(seconds)
     if fail_percent and _roll(context) < fail_percent:
         raise RuntimeError(f"soak: planned failure of attempt {context.attempt}")

@@ -116,7 +116,7 @@ class Jobs:
     # -- what was owed -----------------------------------------------------------------------
     def due(self, start: dt.datetime, end: dt.datetime) -> set[tuple[str, dt.datetime]]:
         """The ``(job, slot)`` pairs owed in ``[start, end]``, away from the job's edits."""
-        from tasks_app import slots
+        from tasks_app.scheduling import slots
 
         owed = set()
         for name, entries in self.timeline.items():

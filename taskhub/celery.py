@@ -19,7 +19,8 @@ TRANSPORT_ALIASES.update(redis="taskhub.redis_transport:Transport", rediss="task
 
 app = Celery("taskhub")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+app.autodiscover_tasks()  # each installed app's tasks.py
+app.autodiscover_tasks(["tasks_app.engines.celery"])  # taskhub's own: tasks_app/engines/celery/tasks.py
 
 
 @signals.setup_logging.connect

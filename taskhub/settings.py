@@ -46,7 +46,7 @@ try:
     }
 
     TASKHUB = {
-        "HANDLER_MODULES": env.list("TASKHUB_HANDLER_MODULES", default=["tasks_app.handlers"]),
+        "HANDLER_MODULES": env.list("TASKHUB_HANDLER_MODULES", default=["tasks_app.handlers.bundled"]),
         "HEALTH_REQUIRED": env.list("TASKHUB_HEALTH_REQUIRED", default=["database"]),
         "HEALTH_TIMEOUT": env.float("TASKHUB_HEALTH_TIMEOUT", default=0.8),
         "LEADER_LOCK": env.bool("TASKHUB_LEADER_LOCK", default=True),
@@ -130,7 +130,7 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]  # never unpickle a message from the broker
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
-CELERY_BEAT_SCHEDULER = "tasks_app.engines.beat:TaskhubScheduler"  # slots, leader lock, live edits
+CELERY_BEAT_SCHEDULER = "tasks_app.engines.celery.beat:TaskhubScheduler"  # slots, leader lock, live edits
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep taskhub's JSON logging in workers
 # A task is acknowledged after it ran, and re-queued if its worker process dies.
 CELERY_TASK_ACKS_LATE = True

@@ -3,7 +3,7 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from tasks_app.views import healthz
+from tasks_app.monitoring.views import healthz
 
 # The job and run lists need the width more than a second menu; the index and breadcrumbs navigate.
 admin.site.enable_nav_sidebar = False

@@ -1,8 +1,13 @@
-"""System checks for what can be known at start-up."""
+"""System checks for what can be known at start-up: handler modules, stored handlers, the engines' own
+checks (``BaseEngine.check``), and Celery time limits against the broker's visibility timeout."""
 
 from django.apps import apps
 from django.core.checks import Error, register
 from django.db import DatabaseError
+from tasks_app.engines import all_engines
+from tasks_app.engines.celery.messages import hard_time_limit, visibility_timeout
+from tasks_app.handlers.registry import registry
+from tasks_app.models import Job
 
 
 @register("taskhub")
@@ -17,8 +22,6 @@ def handler_modules_import(app_configs, **kwargs):
 def jobs_name_registered_handlers(app_configs, databases=None, **kwargs):
     if not databases:
         return []
-    from tasks_app.models import Job
-    from tasks_app.registry import registry
 
     try:
         stored = set(Job.objects.values_list("handler", flat=True).distinct())
@@ -31,46 +34,19 @@ def jobs_name_registered_handlers(app_configs, databases=None, **kwargs):
     ]
 
 
-# Each Celery setting taskhub's guarantees rest on, with why.
-CELERY_REQUIREMENTS = {
-    "task_acks_late": (True, "a task is acknowledged after it ran, so a dead worker's task is re-delivered"),
-    "task_reject_on_worker_lost": (True, "a task whose pool process died is re-queued, not lost"),
-    "worker_prefetch_multiplier": (1, "a busy worker does not hold messages other workers could run"),
-    "task_serializer": ("json", "messages are JSON only"),
-    "accept_content": (["json"], "a worker never unpickles a message"),
-}
-
-
 @register("taskhub")
-def celery_reliability_settings(app_configs, **kwargs):
-    from taskhub.celery import app
-
-    errors = []
-    for name, (wanted, why) in CELERY_REQUIREMENTS.items():
-        value = app.conf.get(name)
-        if (list(value) if isinstance(value, (list, tuple, set)) else value) != wanted:
-            errors.append(Error(f"Celery setting {name} is {value!r}; taskhub needs {wanted!r}: {why}",
-                                id="taskhub.E003"))
-    visibility = _visibility_timeout(app)
-    from tasks_app import conf
-
-    if visibility is not None and conf.get("MAX_RETRY_DELAY_SECONDS") >= visibility:
-        errors.append(Error(
-            f"TASKHUB['MAX_RETRY_DELAY_SECONDS'] ({conf.get('MAX_RETRY_DELAY_SECONDS')}) must be below the broker's "
-            f"visibility_timeout ({visibility}): a retry waiting longer is re-delivered and runs twice",
-            id="taskhub.E004"))
-    return errors
+def engines_configured(app_configs, **kwargs):
+    """Each configured engine's own checks (``BaseEngine.check``)."""
+    return [message for engine in all_engines() for message in engine.check()]
 
 
 @register("taskhub", "database")
 def visibility_timeout_exceeds_time_limits(app_configs, databases=None, **kwargs):
     if not databases:
         return []
-    from taskhub.celery import app
-    from tasks_app.engines.celery import hard_time_limit
-    from tasks_app.models import Job
+    from taskhub.celery import app  # the project's Celery app: built on first import, so only when checked
 
-    visibility = _visibility_timeout(app)
+    visibility = visibility_timeout(app)
     if visibility is None:
         return []
     try:
@@ -85,13 +61,5 @@ def visibility_timeout_exceeds_time_limits(app_configs, databases=None, **kwargs
             for name, limit in too_long]
 
 
-def _visibility_timeout(app):
-    if not str(app.conf.broker_url or "").startswith(("redis://", "rediss://", "sqs://")):
-        return None
-    return (app.conf.broker_transport_options or {}).get("visibility_timeout", 3600)
-
-
 def _registered():
-    from tasks_app.registry import registry
-
     return registry

@@ -3,7 +3,7 @@
 from django.conf import settings
 
 DEFAULTS = {
-    "HANDLER_MODULES": ["tasks_app.handlers"],
+    "HANDLER_MODULES": ["tasks_app.handlers.bundled"],
     # Jobs declared in code, upserted by `manage.py sync_jobs`: a list of dicts of Job fields.
     "JOBS": [],
     # Which engine class serves each value of Job.engine.

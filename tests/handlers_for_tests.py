@@ -7,7 +7,7 @@ import traceback
 
 import anyio
 
-from tasks_app.registry import handler
+from tasks_app import RunContext, handler
 
 calls: dict[str, int] = {}
 _lock = threading.Lock()
@@ -27,7 +27,7 @@ async def test_count(key: str, delay: float = 0.0) -> int:
 
 
 @handler(name="test_wait")
-async def test_wait(key: str, context=None) -> str:
+async def test_wait(key: str, context: RunContext | None = None) -> str:
     """Report progress, then wait until the test sets ``release``."""
     count(key)
     context.report_progress(0.5, "half way")
@@ -55,7 +55,7 @@ async def test_flaky(key: str, fail_times: int) -> str:
 
 
 @handler(name="test_slow")
-async def test_slow(seconds: float, context=None) -> str:
+async def test_slow(seconds: float, context: RunContext | None = None) -> str:
     """Sleep, reporting progress; a process that is killed meanwhile leaves the run running."""
     for step in range(10):
         await anyio.sleep(seconds / 10)
@@ -86,7 +86,7 @@ async def test_outcome(key: str) -> object:
 
 
 @handler(name="test_progress_message")
-async def test_progress_message(key: str, context=None) -> str:
+async def test_progress_message(key: str, context: RunContext | None = None) -> str:
     """Report ``outcomes[key]`` as the progress message, then wait until the test sets ``release``."""
     context.report_progress(0.5, outcomes[key])
     while not release.is_set():

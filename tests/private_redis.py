@@ -60,7 +60,7 @@ class PrivateRedis:
 def send(run, broker_url: str, eta=None) -> None:
     """What ``CeleryEngine.deliver`` sends for ``run``, to this broker instead of the configured one."""
     from taskhub.celery import app
-    from tasks_app.engines.celery import TASK, message_kwargs, message_options
+    from tasks_app.engines.celery.messages import TASK, message_kwargs, message_options
 
     with app.connection_for_write(broker_url) as connection:
         app.send_task(TASK, kwargs=message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger),

@@ -24,7 +24,7 @@ def process_env(**overrides) -> dict[str, str]:
     settings = connection.settings_dict
     database = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
     env = {"SECRET_KEY": "k", "DATABASE_URL": database, "CELERY_BROKER_URL": REDIS_URL, "PYTHONPATH": str(ROOT),
-           "TASKHUB_HANDLER_MODULES": "tasks_app.handlers,tests.handlers_for_tests", "TASKHUB_LOG_LEVEL": "INFO"}
+           "TASKHUB_HANDLER_MODULES": "tasks_app.handlers.bundled,tests.handlers_for_tests", "TASKHUB_LOG_LEVEL": "INFO"}
     return clean_env(**{**env, **overrides})
 
 

@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
-from tasks_app.describe import describe_schedule
+from tasks_app.scheduling.describe import describe_schedule
 from tasks_app.models import Job, JobRun
-from tasks_app.registry import registry
+from tasks_app.handlers.registry import registry
 from tests.helpers import wait_for
 
 JOBS = reverse("admin:tasks_app_job_changelist")
@@ -273,7 +273,7 @@ def test_enable_and_pause_actions(admin_client, make_job):
 
 @pytest.mark.django_db
 def test_an_action_bumps_the_change_marker(admin_client, make_job):
-    from tasks_app import changes
+    from tasks_app.models import changes
 
     job = make_job()
     before = changes.version()

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tasks_app.api import signing
-from tasks_app.api.models import ApiClient, ApiNonce
+from tasks_app.models.api_clients import ApiClient, ApiNonce
 from tasks_app.models import JobRun
 from tests.helpers import wait_for
 from tests.services import POSTGRES_URL, require

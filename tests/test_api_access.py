@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tasks_app.api.models import ApiClient, _fernet
+from tasks_app.models.api_clients import ApiClient, _fernet
 from tasks_app.models import Job, JobRun
 from tests.factories import job_factory
 from tests.test_api import call, error_of, make_run

@@ -17,7 +17,7 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from tasks_app.api import signing
-from tasks_app.api.models import ApiClient
+from tasks_app.models.api_clients import ApiClient
 from tasks_app.models import JobRun
 from tests.helpers import wait_for
 from tests.processes import processes  # noqa: F401  (fixture)

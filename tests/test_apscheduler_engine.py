@@ -8,9 +8,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tasks_app import slots
+from tasks_app.engines import request_run
+from tasks_app.scheduling import slots
 from tasks_app.runner import run_requests
-from tasks_app.engines.apscheduler import SlotTrigger
+from tasks_app.engines.apscheduler.engine import SlotTrigger
 from tasks_app.engines.base import EngineUnavailable
 from tasks_app.models import Job, JobRun, SchedulerHeartbeat
 from tests.processes import processes, wait_for  # noqa: F401  (fixture)
@@ -81,12 +82,12 @@ def test_edits_pauses_resumes_and_deletes_reach_the_running_scheduler(make_job, 
 def test_run_now_reaches_the_scheduler_and_says_so_when_none_runs(make_job, processes):
     job = aps_job(make_job, kwargs={"x": 4, "y": 5})
     with pytest.raises(EngineUnavailable, match="runapscheduler"):
-        run_requests.request_run(job)
+        request_run(job)
     [queued] = runs(job)
     assert queued.status == "queued"
     start_leader(processes)
     assert wait_for(lambda: JobRun.objects.get(pk=queued.pk).status == "succeeded")  # picked up at start
-    run = run_requests.request_run(job)
+    run = request_run(job)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded", timeout=5)
     assert JobRun.objects.get(pk=run.pk).result == 9
 
@@ -163,7 +164,7 @@ def test_dropped_database_connections_mid_run_leave_nothing_running(make_job, pr
     slow = aps_job(make_job, handler="test_slow", kwargs={"seconds": 4}, max_retries=0)
     ticking = aps_job(make_job, schedule_type="interval", interval_seconds=1)
     assert wait_for(lambda: len(runs(ticking, status="succeeded")) >= 2)  # pool threads hold connections
-    run = run_requests.request_run(slow)
+    run = request_run(slow)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "running")
     with connection.cursor() as cursor:  # what a Postgres restart does to every client session
         cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -178,7 +179,7 @@ def test_dropped_database_connections_mid_run_leave_nothing_running(make_job, pr
 def test_sigterm_lets_in_flight_runs_finish_and_exits_0(make_job, processes):
     proc = start_leader(processes)
     slow = aps_job(make_job, handler="test_slow", kwargs={"seconds": 2})
-    run = run_requests.request_run(slow)
+    run = request_run(slow)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "running")
     os.killpg(proc.pid, signal.SIGTERM)
     assert proc.wait(30) == 0

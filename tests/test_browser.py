@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from tasks_app.describe import describe_schedule
+from tasks_app.scheduling.describe import describe_schedule
 from tasks_app.models import Job, JobRun, SchedulerHeartbeat
 from tests.browser import PASSWORD, admin_page, browser, log_in, screenshot, superuser  # noqa: F401  (fixtures)
 from tests.processes import processes, wait_for  # noqa: F401  (fixture)

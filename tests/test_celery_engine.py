@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 from kombu import Connection, Exchange, Producer
 
+from tasks_app.engines import request_run
 from tasks_app.runner import run_requests
 from tasks_app.models import Job, JobRun, SchedulerHeartbeat
 from tests.processes import processes, wait_for  # noqa: F401  (fixture)
@@ -47,13 +48,13 @@ def test_scheduled_runs_are_recorded_for_interval_cron_and_one_off_jobs(make_job
 def test_run_now_goes_through_a_worker_and_retries_are_attempts(make_job, processes):
     processes.worker()
     now_job = celery_job(make_job, kwargs={"x": 20, "y": 22})
-    run = run_requests.request_run(now_job)
+    run = request_run(now_job)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")
     assert JobRun.objects.get(pk=run.pk).result == 42
 
     flaky = celery_job(make_job, handler="test_flaky", kwargs={"key": "celery-flaky", "fail_times": 2},
                        retry_backoff_seconds=0.2)
-    run = run_requests.request_run(flaky)
+    run = request_run(flaky)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status in ("succeeded", "failed"), timeout=30)
     run.refresh_from_db()
     assert (run.status, run.attempt) == ("succeeded", 3)
@@ -64,7 +65,7 @@ def test_run_now_goes_through_a_worker_and_retries_are_attempts(make_job, proces
 def test_a_timeout_is_recorded(make_job, processes):
     processes.worker()
     job = celery_job(make_job, handler="sleep", kwargs={"seconds": 30}, timeout_seconds=1, max_retries=0)
-    run = run_requests.request_run(job)
+    run = request_run(job)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "timed_out", timeout=30)
 
 
@@ -106,7 +107,7 @@ def test_beat_writes_a_heartbeat_that_health_reports(make_job, processes, client
 def test_a_pool_process_killed_mid_run_completes_exactly_once(make_job, processes):
     processes.worker(concurrency=1)
     job = celery_job(make_job, handler="test_slow", kwargs={"seconds": 3}, max_retries=0)
-    run = run_requests.request_run(job)
+    run = request_run(job)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "running", timeout=30)
     pid = int(JobRun.objects.get(pk=run.pk).worker.rsplit(":", 1)[1])
     os.kill(pid, signal.SIGKILL)
@@ -182,10 +183,10 @@ def test_a_worker_carries_on_after_its_database_sessions_are_dropped(make_job, p
     processes.worker(concurrency=1)
     job = celery_job(make_job, kwargs={"x": 1, "y": 1})
     for _ in range(2):  # the pool process now holds a database connection it reuses
-        run = run_requests.request_run(job)
+        run = request_run(job)
         assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")
     with connection.cursor() as cursor:  # what a Postgres restart does to every client session
         cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-    run = run_requests.request_run(job)
+    run = request_run(job)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")

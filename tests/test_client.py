@@ -12,15 +12,15 @@ import redis
 from django.utils import timezone
 from django_celery_results.models import GroupResult, TaskResult
 
-from tasks_app import client
-from tasks_app.registry import KwargsError, UnknownHandler, handler
+from tasks_app.engines.celery import client
+from tasks_app.handlers.registry import KwargsError, UnknownHandler, handler
 from tests.helpers import clean_env, python
 from tests.processes import processes, wait_for  # noqa: F401  (fixture)
 from tests.services import REDIS_URL
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
-HANDLERS = "tasks_app.handlers,tests.handlers_for_tests,tests.test_client"
+HANDLERS = "tasks_app.handlers.bundled,tests.handlers_for_tests,tests.test_client"
 
 
 @handler(name="test_client_total")
@@ -153,7 +153,7 @@ def test_a_countdown_delays_the_run(worker):
 
 
 def test_a_default_worker_knows_the_chord_body_task():
-    """``celery -A taskhub worker`` imports what autodiscovery finds: tasks_app.tasks must import the client."""
+    """``celery -A taskhub worker`` imports what autodiscovery finds: tasks_app.engines.celery.tasks must import the client."""
     code = ("from taskhub.celery import app; app.loader.import_default_modules(); "
             "print('taskhub.run_handler_with_results' in app.tasks)")
     done = python(code, env=clean_env(SECRET_KEY="k"))

@@ -17,10 +17,10 @@ from tests.helpers import ROOT, clean_env, manage
 
 def test_handler_modules_come_from_the_environment_variable(tmp_path):
     (tmp_path / "team_handlers.py").write_text(
-        "from tasks_app.registry import handler\n\n"
+        "from tasks_app.handlers.registry import handler\n\n"
         "@handler(timeout=5)\nasync def send_digest(team: str, limit: int = 10) -> int:\n"
         "    '''Mail the team its digest.'''\n    return limit\n")
-    env = clean_env(SECRET_KEY="k", PYTHONPATH=str(tmp_path), TASKHUB_HANDLER_MODULES="tasks_app.handlers,team_handlers")
+    env = clean_env(SECRET_KEY="k", PYTHONPATH=str(tmp_path), TASKHUB_HANDLER_MODULES="tasks_app.handlers.bundled,team_handlers")
     result = manage("list_handlers", "--json", env=env)
     handlers = {h["name"]: h for h in json.loads(result.stdout)}
     assert {"number_sum", "send_digest"} <= set(handlers)
@@ -31,7 +31,7 @@ def test_handler_modules_come_from_the_environment_variable(tmp_path):
 
 
 def test_a_handler_module_that_cannot_be_imported_fails_the_checks_in_one_line():
-    env = clean_env(SECRET_KEY="k", TASKHUB_HANDLER_MODULES="tasks_app.handlers,no_such_module")
+    env = clean_env(SECRET_KEY="k", TASKHUB_HANDLER_MODULES="tasks_app.handlers.bundled,no_such_module")
     result = manage("check", env=env)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "(taskhub.E001) cannot import handler module 'no_such_module': ModuleNotFoundError" in result.stderr

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from tasks_app import dashboard
+from tasks_app.monitoring import dashboard
 from tasks_app.models import JobRun, SchedulerHeartbeat
 from tests.processes import processes, wait_for  # noqa: F401  (fixture)
 

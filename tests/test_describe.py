@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tasks_app.describe import describe_cron
-from tasks_app.slots import ScheduleError, cron_fire_times
+from tasks_app.scheduling.describe import describe_cron
+from tasks_app.scheduling.slots import ScheduleError, cron_fire_times
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 WINDOW = dt.timedelta(days=2 * 366)

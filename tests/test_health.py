@@ -178,7 +178,7 @@ SECRET = "s3cret"
     (f"not a url {SECRET}", "(unreadable)"),
 ])
 def test_the_broker_is_shown_by_scheme_host_and_port_only(url, shown):
-    from tasks_app.health import public_address
+    from tasks_app.monitoring.health import public_address
 
     assert public_address(url) == shown
 
@@ -220,7 +220,7 @@ def test_the_dashboard_names_no_secret_of_the_broker_url(admin_client, broker_wi
 
 
 def test_a_check_error_that_quotes_the_broker_url_is_scrubbed():
-    from tasks_app import health
+    from tasks_app.monitoring import health
 
     url = f"amqp://guest:{SECRET}@rabbit:5672/vhost?auth_token={SECRET}2&heartbeat=30"
 
@@ -235,7 +235,7 @@ def test_a_check_error_that_quotes_the_broker_url_is_scrubbed():
 @pytest.mark.django_db
 @pytest.mark.parametrize("url", [f"redis://:{SECRET}@[::1:6379/0", f"redis://u:{SECRET}@[zz]:1/0"])
 def test_a_malformed_broker_url_is_reported_without_breaking_or_leaking(client, url):
-    from tasks_app.health import public_address
+    from tasks_app.monitoring.health import public_address
 
     assert public_address(url) == "(unreadable)"
     with override_settings(CELERY_BROKER_URL=url):

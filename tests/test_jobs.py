@@ -8,12 +8,12 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from tasks_app import changes
-from tasks_app.declared import sync_declared
+from tasks_app.models import changes
+from tasks_app.models.declared import sync_declared
 from tasks_app.engines import get_engine
 from tasks_app.engines.memory import MemoryEngine
 from tasks_app.models import Job, JobRun
-from tasks_app.retention import delete_runs_older_than
+from tasks_app.models.retention import delete_runs_older_than
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,6 +14,7 @@ import urllib.request
 import pytest
 
 from taskhub import log
+from tasks_app.engines import request_run
 from tests.helpers import clean_env, python, wait_for
 from tests.processes import processes  # noqa: F401  (fixture)
 
@@ -166,7 +167,7 @@ def test_a_traceback_written_to_a_celery_workers_stderr_is_one_json_record(make_
 
     worker = processes.worker(concurrency=1)
     job = make_job(engine="celery", handler="test_print_traceback", kwargs={"marker": "marker-5f3a"})
-    run = run_requests.request_run(job)
+    run = request_run(job)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded", timeout=60)
     assert wait_for(lambda: "RuntimeError: marker-5f3a" in processes.output(worker), timeout=10)
     processes.stop_all()
@@ -214,7 +215,7 @@ def test_a_traceback_written_to_beats_stderr_is_one_json_record(processes, tmp_p
 
     (tmp_path / "prints_later.py").write_text(PRINTS_LATER)
     beat = processes.beat(PYTHONPATH=f"{ROOT}:{tmp_path}",
-                          TASKHUB_HANDLER_MODULES="tasks_app.handlers,tests.handlers_for_tests,prints_later")
+                          TASKHUB_HANDLER_MODULES="tasks_app.handlers.bundled,tests.handlers_for_tests,prints_later")
     assert wait_for(lambda: "ValueError: beat-marker-9c1" in processes.output(beat), timeout=60)
     processes.stop_all()
     records = [json.loads(line) for line in processes.output(beat).splitlines() if line.startswith("{")]

@@ -12,6 +12,7 @@ import signal
 import pytest
 from django.utils import timezone
 
+from tasks_app.engines import request_run
 from tasks_app.engines import get_engine
 from tasks_app.engines.redelivery import Redelivery
 from tasks_app.models import JobRun, SchedulerHeartbeat
@@ -131,9 +132,9 @@ def test_a_run_requested_while_the_broker_is_down_stays_queued_and_is_sent_when_
 
     job = make_job(engine="celery", kwargs={"x": 1, "y": 10})
     private_redis.stop()
-    code = ("from tasks_app.models import Job\nfrom tasks_app.runner import run_requests\n"
+    code = ("from tasks_app.models import Job\nfrom tasks_app.engines import request_run\n"
             "from tasks_app.engines.base import EngineUnavailable\n"
-            f"try:\n    run_requests.request_run(Job.objects.get(pk={job.pk}))\n"
+            f"try:\n    request_run(Job.objects.get(pk={job.pk}))\n"
             "except EngineUnavailable as exc:\n    print('unavailable:', exc, '| run', exc.run.pk)\n")
     result = python(code, env=process_env(CELERY_BROKER_URL=private_redis.url))
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
@@ -186,7 +187,7 @@ def test_slots_whose_messages_redis_lost_before_a_worker_took_them_are_sent_agai
 
 
 def test_a_sent_slot_is_lost_only_without_a_run_after_the_grace_and_with_its_queue_empty(make_job, taskhub_settings):
-    from tasks_app.engines.sent_slots import SentSlots
+    from tasks_app.engines.celery.sent_slots import SentSlots
 
     taskhub_settings(REDELIVER_AFTER_SECONDS=60)
     job, t0 = make_job(engine="celery"), timezone.now().replace(microsecond=0)

@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 from django_apscheduler.models import DjangoJob
 
-from tasks_app.engines.apscheduler import store_id
-from tasks_app.engines.aps_service import catch_up_lost_slots
+from tasks_app.engines.apscheduler.engine import store_id
+from tasks_app.engines.apscheduler.service import catch_up_lost_slots
 from tasks_app.engines.quarantine import Quarantine
 from tasks_app.models import Job, JobRun
 

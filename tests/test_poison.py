@@ -17,8 +17,9 @@ from django.utils import timezone
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tasks_app import slots
-from tasks_app.engines.apscheduler import SlotTrigger
+from tasks_app.engines import request_run
+from tasks_app.scheduling import slots
+from tasks_app.engines.apscheduler.engine import SlotTrigger
 from tasks_app.models import Job, JobRun
 from tasks_app.runner import run_requests
 
@@ -225,9 +226,9 @@ def test_sync_jobs_projects_every_other_job_and_names_the_broken_ones(poisoned, 
 @pytest.mark.django_db
 def test_run_now_of_a_broken_job_is_refused_with_the_reason(poisoned, memory_engines):
     with pytest.raises(run_requests.RunRefused, match="cannot run until it is corrected: handler"):
-        run_requests.request_run(poisoned["unknown handler"])
+        request_run(poisoned["unknown handler"])
     assert not poisoned["unknown handler"].runs.exists()
-    assert run_requests.request_run(poisoned["healthy"]).pk
+    assert request_run(poisoned["healthy"]).pk
 
 
 @pytest.mark.django_db

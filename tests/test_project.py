@@ -45,7 +45,7 @@ def test_celery_app_is_json_only_and_configured_from_django_settings():
     assert conf.task_serializer == conf.result_serializer == "json"
     assert list(conf.accept_content) == ["json"]
     assert conf.result_backend == "django-db"
-    assert conf.beat_scheduler == "tasks_app.engines.beat:TaskhubScheduler"
+    assert conf.beat_scheduler == "tasks_app.engines.celery.beat:TaskhubScheduler"
     assert conf.task_acks_late and conf.task_reject_on_worker_lost and conf.worker_prefetch_multiplier == 1
 
 

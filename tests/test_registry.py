@@ -19,8 +19,8 @@ import anyio
 import pytest
 from pydantic import Field
 
-import tasks_app.registry as registry_module
-from tasks_app.registry import (
+import tasks_app.handlers.registry as registry_module
+from tasks_app.handlers.registry import (
     BaseHandler,
     HandlerError,
     KwargsError,
@@ -546,7 +546,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tasks_app.registry import handler
+from tasks_app.handlers.registry import handler
 
 
 @handler(timeout=5, aliases=("legacy_ping",))
@@ -595,7 +595,7 @@ def test_load_modules_failure_is_one_line(reg, tmp_path, monkeypatch):
 
 def test_registry_imports_no_django():
     code = textwrap.dedent("""
-        import sys, tasks_app.registry
+        import sys, tasks_app.handlers.registry
         assert not any(m.startswith('django') for m in sys.modules), sorted(m for m in sys.modules if 'django' in m)
     """)
     result = subprocess.run([sys.executable, "-c", code], cwd=MAIN, capture_output=True, text=True, timeout=60)

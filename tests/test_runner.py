@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from tasks_app.engines import request_run
 from tasks_app import runner
 from tasks_app.runner import claims, run_requests
 from tasks_app.models import JobRun
@@ -226,6 +227,6 @@ def test_run_now_is_its_own_slot_and_a_second_queued_one_is_refused(make_job):
 
 def test_run_now_through_the_memory_engine_is_recorded(make_job, memory_engines):
     job = make_job(kwargs={"x": 5, "y": 5})
-    run = run_requests.request_run(job)
+    run = request_run(job)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")
     assert JobRun.objects.get(pk=run.pk).result == 10

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from tasks_app.slots import (ScheduleError, cron_fire_times, fire_times, interval_fire_times,
+from tasks_app.scheduling.slots import (ScheduleError, cron_fire_times, fire_times, interval_fire_times,
                              once_fire_times, slot_at, validate_cron, validate_timezone)
 
 AMS, NYC, LHI = "Europe/Amsterdam", "America/New_York", "Australia/Lord_Howe"

@@ -214,7 +214,7 @@ def test_only_an_outage_counts_as_one(postgres):
 
 
 def test_a_clean_message_never_carries_the_raw_characters():
-    from tasks_app.json_limits import Unstorable, check_json
+    from tasks_app.handlers.json_limits import Unstorable, check_json
 
     with pytest.raises(Unstorable) as caught:
         check_json({"\x00\ud800": 1}, max_depth=32, max_bytes=1000)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks_app import client
+from tasks_app.engines.celery import client
 from tests.helpers import ROOT, clean_env, run
 from tests.processes import processes, wait_for  # noqa: F401  (fixture)
 

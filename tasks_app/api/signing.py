@@ -26,6 +26,7 @@ import re
 import secrets
 import time
 from urllib.parse import quote
+from tasks_app.exceptions import SignatureError
 
 KEY_HEADER = "X-Taskhub-Key"
 TIMESTAMP_HEADER = "X-Taskhub-Timestamp"
@@ -43,10 +44,6 @@ RAW_TARGET_KEYS = ("RAW_URI", "REQUEST_URI")
 _ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")  # "GET http://host/path HTTP/1.1"
 # RFC 3986's path characters (unreserved, sub-delims, ":" and "@") and "/": never escaped in the canonical form.
 PATH_SAFE = "/-._~!$&'()*+,;=:@"
-
-
-class SignatureError(Exception):
-    """A request's signature headers are missing, malformed, stale or wrong; str(exc) is one line."""
 
 
 def body_digest(body: bytes) -> str:

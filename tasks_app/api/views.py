@@ -17,13 +17,14 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
+from tasks_app.engines import request_run
 from tasks_app import conf
 from tasks_app.runner import run_requests
 from tasks_app.api import signing
-from tasks_app.api.models import ApiClient, ApiNonce, SecretUnreadable
+from tasks_app.models.api_clients import ApiClient, ApiNonce, SecretUnreadable
 from tasks_app.engines.base import EngineUnavailable
 from tasks_app.models import Job, JobRun, Trigger
-from tasks_app.registry import KwargsError, UnknownHandler
+from tasks_app.handlers.registry import KwargsError, UnknownHandler
 
 log = logging.getLogger("tasks_app.api")
 
@@ -99,7 +100,7 @@ def trigger(request, client: ApiClient, name: str):
         raise ApiError(409, f"job '{name}' is paused")
     kwargs = _check_kwargs(job, _requested_kwargs(request.body))
     try:
-        run, warning = run_requests.request_run(job, Trigger.API, kwargs), None
+        run, warning = request_run(job, Trigger.API, kwargs), None
     except run_requests.RunRefused as exc:
         raise ApiError(409, str(exc)) from None
     except EngineUnavailable as exc:  # the run stays queued; its engine starts it when it is back

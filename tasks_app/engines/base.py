@@ -1,17 +1,34 @@
-"""What an engine does for taskhub, and nothing more.
+"""What an engine does for taskhub, and nothing more: the contract every engine keeps.
 
-An engine turns a ``Job`` into its own schedule (``schedule``/``unschedule``) and hands
-fires and queued runs to the runner (``deliver``). It never calls a handler itself.
+An engine turns a ``Job`` into its own schedule (``schedule``/``unschedule``) and hands runs
+to the runner: ``deliver(run)`` is the one way in for every queued run — run now, an API
+trigger, a retry — and it honours ``run.next_attempt_at`` (a retry waits until then). Where
+the engine executes a slot it calls ``execute``, which runs it through the runner and hands
+a retry the runner left queued back to ``deliver``. What an engine can do is said by flags,
+and ``check()`` returns its own system checks (compare Django's
+``django/tasks/backends/base.py``: ``supports_defer``, ``check``).
+
+What it is not: an engine never calls a handler and never writes a run's outcome.
 """
 
+import logging
 from abc import ABC, abstractmethod
 
+from tasks_app import runner
+from tasks_app.exceptions import EngineUnavailable
+from tasks_app.models import RunStatus, Trigger
 
-class EngineUnavailable(Exception):
-    """The run was queued but nothing will execute it now; str(exc) says why, for a person."""
+log = logging.getLogger("tasks_app.engines")
 
 
-class Engine(ABC):
+class BaseEngine(ABC):
+    #: ``deliver`` holds a run until its ``next_attempt_at`` (retries with backoff).
+    supports_defer: bool = True
+    #: The schedule survives a restart of every process (it is rebuilt from the jobs).
+    durable: bool = True
+    #: Runs queued by other processes (the admin, the API, commands) reach it.
+    serves_other_processes: bool = True
+
     def __init__(self, name: str):
         self.name = name
 
@@ -39,11 +56,30 @@ class Engine(ABC):
 
     @abstractmethod
     def deliver(self, run) -> None:
-        """Send a queued ``JobRun`` (run now, API trigger, retry) to be executed by the runner."""
+        """Hand a queued ``JobRun`` to be executed: at ``run.next_attempt_at`` when it is set, else now.
+
+        Raises ``EngineUnavailable`` when nothing will execute it now; the run stays queued
+        and the engine's scheduler hands it over once it can.
+        """
+
+    def execute(self, job_id: int, scheduled_for, *, attempt: int = 1, trigger: str = Trigger.SCHEDULE, **options):
+        """Run one slot here through the runner; a retry it leaves queued goes back to ``deliver``."""
+        run = runner.run_job(job_id, scheduled_for, self.name, attempt=attempt, trigger=trigger, **options)
+        if run is not None and run.status == RunStatus.QUEUED and run.next_attempt_at:
+            try:
+                self.deliver(run)
+            except EngineUnavailable as exc:  # it stays queued: the scheduler hands it over later
+                log.warning("retry not delivered; it stays queued",
+                            extra={"run": run.pk, "engine": self.name, "error": str(exc)})
+        return run
 
     def is_alive(self) -> bool:
         """Whether something will execute a delivered run now."""
         return True
+
+    def check(self) -> list:
+        """This engine's own system checks (``django.core.checks`` messages) for its configuration."""
+        return []
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name}>"

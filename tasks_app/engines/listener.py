@@ -17,7 +17,9 @@ import psycopg
 from django.db import connections
 from django.utils import timezone
 
-from tasks_app.changes import CHANNEL as JOBS_CHANNEL
+from tasks_app.models.changes import CHANNEL as JOBS_CHANNEL
+from tasks_app.models import Job
+from tasks_app.models import changes
 
 log = logging.getLogger("tasks_app.listener")
 RUNS_CHANNEL = "taskhub_runs"
@@ -106,8 +108,6 @@ class ChangeWatcher:
     """
 
     def __init__(self, sleep):
-        from tasks_app import changes
-
         self._sleep = sleep
         self.listener = ChangeListener.open()
         self.version = changes.version()
@@ -124,16 +124,12 @@ class ChangeWatcher:
         return notices
 
     def _poll(self, timeout: float) -> set[int] | None:
-        from tasks_app import changes
-
         self._sleep(timeout)
         version = changes.version()
         unchanged, self.version = version == self.version, version
         return set() if unchanged else None
 
     def _changed_since_last_look(self, known: set[int]) -> set[int]:
-        from tasks_app.models import Job
-
         changed = set(Job.objects.filter(updated_at__gte=self.seen_update).values_list("pk", flat=True))
         changed |= known - set(Job.objects.filter(pk__in=known).values_list("pk", flat=True))
         self.seen_update = timezone.now() - dt.timedelta(seconds=1)

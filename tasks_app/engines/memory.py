@@ -15,13 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import connections
 from django.utils import timezone
 
-from tasks_app import runner
-from tasks_app.engines.base import Engine
+from tasks_app.engines.base import BaseEngine
+from tasks_app.models import Trigger
 
 log = logging.getLogger("tasks_app.engines.memory")
 
 
-class MemoryEngine(Engine):
+class MemoryEngine(BaseEngine):
+    durable = False  # nothing survives the process
+    serves_other_processes = False  # only this process sees its schedule and its deliveries
+
     def __init__(self, name: str, workers: int = 4):
         super().__init__(name)
         self.jobs: dict[int, object] = {}
@@ -41,20 +44,22 @@ class MemoryEngine(Engine):
             self.last_tick.pop(job_id, None)
 
     def deliver(self, run):
+        delay = (run.next_attempt_at - timezone.now()).total_seconds() if run.next_attempt_at else 0.0
+        if delay > 0:
+            timer = threading.Timer(delay, self.deliver, args=(run,))
+            timer.daemon = True
+            timer.start()
+            return timer
         return self.pool.submit(self._run, run.job_id, run.scheduled_for, run.attempt, run.trigger)
 
     def _run(self, job_id, scheduled_for, attempt, trigger):
         try:
-            run = runner.run_job(job_id, scheduled_for, self.name, attempt=attempt, trigger=trigger)
+            return self.execute(job_id, scheduled_for, attempt=attempt, trigger=trigger)
         except Exception:
             log.exception("run failed to complete", extra={"job": job_id, "engine": self.name})
             raise
         finally:
             connections.close_all()  # pool threads outlive the run; their connections need not
-        if run is not None and run.status == "queued" and run.next_attempt_at:
-            delay = max(0.0, (run.next_attempt_at - timezone.now()).total_seconds())
-            threading.Timer(delay, self.deliver, args=(run,)).start()
-        return run
 
     def tick(self, now: dt.datetime | None = None) -> list:
         """Fire every slot due since the last tick; returns the futures of the fires."""
@@ -67,7 +72,7 @@ class MemoryEngine(Engine):
                         break
                     fires.append((job_id, slot))
                 self.last_tick[job_id] = now
-        return [self.pool.submit(self._run, job_id, slot, 1, "schedule") for job_id, slot in fires]
+        return [self.pool.submit(self._run, job_id, slot, 1, Trigger.SCHEDULE) for job_id, slot in fires]
 
     def start(self, interval: float = 0.5) -> None:
         threading.Thread(target=self._loop, args=(interval,), name=f"memory-{self.name}-tick", daemon=True).start()

@@ -12,11 +12,14 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from tasks_app import json_limits, kwargs_schema, registry, slots
+from tasks_app.handlers import json_limits, kwargs_schema, registry
+
+from tasks_app.scheduling import slots
 from tasks_app.models import problems
 from tasks_app.models.choices import Engine, ScheduleType, in_choices
 from tasks_app.models.numbers import number_errors
-from tasks_app.querysets import JobQuerySet
+from tasks_app.models.querysets import JobQuerySet
+from tasks_app.scheduling.describe import describe_schedule
 
 ONE_YEAR = 365 * 24 * 3600
 
@@ -225,7 +228,6 @@ class Job(models.Model):
         return slots.iter_fire_times(self.schedule_type, **self.schedule_fields, after=after)
 
     def schedule_in_words(self) -> str:
-        from tasks_app.describe import describe_schedule
         return describe_schedule(self)
 
     # -- effective settings (the job's own, else the handler's defaults) -------------------

@@ -10,9 +10,12 @@ fit the handler — such a job is scheduled and each of its runs fails with the 
 import datetime as dt
 import functools
 
+from django.db.models import Q
 from django.utils import timezone
 
-from tasks_app import registry, slots
+from tasks_app.handlers import registry
+
+from tasks_app.scheduling import slots
 from tasks_app.models.choices import ScheduleType
 
 
@@ -59,14 +62,10 @@ def broken(jobs, limit: int | None = None) -> tuple[list[tuple[object, str]], in
     expression and time zone (the database's constraints hold the other fields in range), so
     the distinct combinations are judged once each and only the broken ones' jobs are read.
     """
-    from django.db.models import Q
-
-    from tasks_app.models import Job
-
     fields = ("handler", "schedule_type", "cron_expression", "timezone")
     reasons = {}
     for combo in jobs.order_by().values_list(*fields).distinct():
-        sample = Job(**dict(zip(fields, combo)), interval_seconds=60, run_at=timezone.now())
+        sample = jobs.model(**dict(zip(fields, combo)), interval_seconds=60, run_at=timezone.now())
         if problem := schedule_problem(sample):
             reasons[combo] = problem
     if not reasons:

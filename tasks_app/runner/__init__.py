@@ -23,13 +23,16 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from taskhub.log import log_context
-from tasks_app import conf, loop
+from tasks_app import conf
+from tasks_app.runner import loop
 from tasks_app.runner import storable
 from tasks_app.runner.claims import attempt_record, claim
-from tasks_app.context import RunContext
-from tasks_app.execution import Outcome, invoke
+from tasks_app.handlers.context import RunContext
+from tasks_app.runner.execution import Outcome, invoke
 from tasks_app.models import JobRun, RunStatus, Trigger
-from tasks_app.registry import KwargsError, UnknownHandler
+from tasks_app.handlers.registry import KwargsError, UnknownHandler
+from tasks_app.exceptions import HandlerFailed
+from tasks_app.handlers.registry import registry
 
 log = logging.getLogger("tasks_app.runner")
 
@@ -176,7 +179,6 @@ def _queue_retry(run: JobRun, now) -> None:
 
 def call_handler(name: str, kwargs: dict, task_id: str = ""):
     """Run a handler without a job (ad-hoc Celery calls): validated, on the process loop, with its timeout."""
-    from tasks_app.registry import registry
 
     spec = registry.get(name)
     validated = spec.validate_kwargs(kwargs)
@@ -186,9 +188,3 @@ def call_handler(name: str, kwargs: dict, task_id: str = ""):
     if outcome.status != RunStatus.SUCCEEDED:
         raise HandlerFailed(f"{name} {outcome.status}: {(outcome.error.strip().splitlines() or [''])[-1]}")
     return storable.json_value(outcome.result)
-
-
-class HandlerFailed(Exception):
-    """An ad-hoc handler call did not succeed; str(exc) names the handler and the last error line."""
-
-

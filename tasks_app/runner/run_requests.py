@@ -1,7 +1,7 @@
 """Runs that people and other systems ask for: run now, an API trigger, a cancel.
 
-``request_run`` queues a run in its own slot (now) and hands it to the job's engine; the
-engine's worker then claims it like any other slot. What it is not: nothing here runs a
+``queue_run`` queues a run in its own slot (now); ``engines.request_run`` hands it to the
+job's engine, whose worker then claims it like any other slot. What it is not: nothing here runs a
 handler.
 """
 
@@ -11,16 +11,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from tasks_app.models import Job, JobRun, RunStatus, Trigger
-from tasks_app.registry import KwargsError, UnknownHandler
-
-
-class RunRefused(Exception):
-    """A run that may not be requested now; str(exc) is one line for a person."""
+from tasks_app.handlers.registry import KwargsError, UnknownHandler
+from tasks_app.exceptions import RunRefused
+from django.db import IntegrityError
 
 
 def queue_run(job: Job, trigger: str = Trigger.RUN_NOW, kwargs: dict | None = None) -> JobRun:
     """A queued run of ``job`` in its own slot (now); refused while a run-now is still queued."""
-    from django.db import IntegrityError
 
     problem = job.schedule_problem()
     if problem:  # a broken job is refused everywhere until it is corrected (its handler may be gone)
@@ -39,20 +36,6 @@ def queue_run(job: Job, trigger: str = Trigger.RUN_NOW, kwargs: dict | None = No
                                          kwargs=job.kwargs if kwargs is None else kwargs)
     except IntegrityError:
         raise RunRefused(f"a run-now of '{job.name}' is already queued") from None
-
-
-def request_run(job: Job, trigger: str = Trigger.RUN_NOW, kwargs: dict | None = None) -> JobRun:
-    """Queue a run of ``job`` and hand it to the job's engine."""
-    from tasks_app.engines import get_engine
-    from tasks_app.engines.base import EngineUnavailable
-
-    run = queue_run(job, trigger, kwargs)
-    try:
-        get_engine(job.engine).deliver(run)
-    except EngineUnavailable as exc:
-        exc.run = run  # queued all the same: the caller says so instead of pretending it runs
-        raise
-    return run
 
 
 def request_cancel(runs) -> int:

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from tasks_app import conf
-from tasks_app.retention import delete_runs_older_than
+from tasks_app.models.retention import delete_runs_older_than
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks_app import health
+from tasks_app.monitoring import health
 
 
 class Command(BaseCommand):

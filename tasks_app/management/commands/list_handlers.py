@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from tasks_app.registry import registry
+from tasks_app.handlers.registry import registry
 
 
 class Command(BaseCommand):

@@ -4,6 +4,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from tasks_app.engines import request_run
 from tasks_app import conf, runner
 from tasks_app.runner import run_requests
 from tasks_app.models import Job, RunStatus
@@ -27,7 +28,7 @@ class Command(BaseCommand):
             raise CommandError(f"no job named '{name}'")
         try:
             if via_engine:
-                run = _await(run_requests.request_run(job, kwargs=_json_object(kwargs)), wait)
+                run = _await(request_run(job, kwargs=_json_object(kwargs)), wait)
             else:
                 run = self._run_here(job, run_requests.queue_run(job, kwargs=_json_object(kwargs)))
         except run_requests.RunRefused as exc:

@@ -6,8 +6,8 @@ import threading
 from django.core.management.base import BaseCommand
 
 from tasks_app import conf
-from tasks_app.engines.aps_service import SchedulerService
-from tasks_app.scheduler_manager import SchedulerManager
+from tasks_app.engines.apscheduler.service import SchedulerService
+from tasks_app.engines.apscheduler.manager import SchedulerManager
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks_app.declared import DeclarationError, sync_declared
+from tasks_app.models.declared import DeclarationError, sync_declared
 from tasks_app.engines import project_jobs
 from tasks_app.models import Job
 

@@ -1,0 +1,13 @@
+"""The Django admin: the product's main UI for jobs, their runs and the API clients.
+
+``jobs`` registers the job and run pages, ``actions`` their bulk actions, ``views`` the
+buttons' URLs (run now, pause, resume) and what the pages poll, ``display`` the list filters
+and small HTML helpers, ``dashboard`` the index page's panels, ``forms`` the job form (widgets
+and help only: validation is the model's), ``api_clients`` the API client pages, and
+``engines`` keeps the engines' own admin pages for superusers.
+
+What it is not: it validates nothing itself and never calls an engine's internals; it
+goes through the models, the runner's requests and ``engines.request_run``.
+"""
+
+from tasks_app.admin import api_clients, engines, jobs  # noqa: F401  (registers the admin pages)

@@ -1,0 +1,246 @@
+"""The admin: the product's main UI for jobs and their run history.
+
+What it is: the registrations of ``Job`` and ``JobRun`` and their ``ModelAdmin`` classes. The
+filters and HTML helpers (badges, progress bars, times in a job's zone) live in
+``admin_display.py``, the actions in ``actions.py``, the job form in ``forms.py``, the extra URLs
+in ``admin_views.py`` and the page additions in ``templates/admin/tasks_app/``.
+
+What it is not: no validation (``Job.clean`` does it) and no bulk ``update()`` (the
+``JobQuerySet`` methods do it, bumping the change marker). The job list reads each job's
+last run through ``JobQuerySet.with_last_run()``, so it costs the same few queries for 30 jobs or 3000.
+"""
+
+from functools import partial
+
+from django.contrib import admin
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from tasks_app.admin import actions, dashboard as admin_dashboard, engines as admin_engines, views as admin_views
+from tasks_app.admin.display import (EMPTY, LIVE, HandlerFilter, LastStatusFilter, attempts_table, broken_badge,
+                                     duration, error_block, fire_preview, handler_label, job_link, json_block,
+                                     list_time, live_progress, next_fire, progress_bar, recent_run_row, run_link,
+                                     run_time, status_badge)
+from tasks_app.scheduling.describe import describe_schedule
+from tasks_app.admin.forms import JobForm
+from tasks_app.models import Job, JobRun, RunStatus
+
+
+# -- jobs ------------------------------------------------------------------------------------
+SAVED_ONLY = {"schedule_in_words", "next_fire_preview", "created_at", "updated_at", "declared_in_code"}
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    form = JobForm
+    empty_value_display = EMPTY
+    # The zone is in the schedule's words and on every time: no column of its own, so the list fits a laptop.
+    list_display = ("name", "handler_name", "engine", "schedule", "next_run", "last_status", "enabled")
+    list_filter = ("engine", "enabled", HandlerFilter, LastStatusFilter, "schedule_type")
+    search_fields = ("name", "description", "handler")
+    actions = [actions.enable, actions.pause, actions.run_now, actions.duplicate,
+               actions.switch_to_celery, actions.switch_to_apscheduler]
+    readonly_fields = sorted(SAVED_ONLY)
+    fieldsets = [
+        ("What", {"fields": ["name", "description", "handler", "kwargs"]}),
+        ("When", {"fields": ["schedule_type", "cron_expression", "interval_seconds", "run_at", "timezone",
+                             "enabled", "schedule_in_words", "next_fire_preview"]}),
+        ("How", {"fields": ["engine", "queue", "priority", "timeout_seconds", "max_retries",
+                            "retry_backoff_seconds", "jitter_seconds", "misfire_grace_seconds", "coalesce",
+                            "max_running"]}),
+        ("Record", {"fields": ["created_at", "updated_at", "declared_in_code"], "classes": ["collapse"]}),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_last_run()
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None:
+            return self.fieldsets
+        trimmed = [(title, {**opts, "fields": [f for f in opts["fields"] if f not in SAVED_ONLY]})
+                   for title, opts in self.fieldsets]
+        return [(title, opts) for title, opts in trimmed if opts["fields"]]
+
+    def has_run_job_permission(self, request):
+        return request.user.has_perm(f"{self.opts.app_label}.run_job")
+
+    def has_view_runs_permission(self, request):
+        return request.user.has_perm(f"{self.opts.app_label}.view_jobrun")
+
+    def get_urls(self):
+        def view(func, name):
+            wrapped = self.admin_site.admin_view(partial(func, model_admin=self))
+            return path(f"<path:object_id>/{name}/", wrapped, name=f"tasks_app_job_{name}")
+
+        return [view(admin_views.run_now, "run"), view(admin_views.pause, "pause"),
+                view(admin_views.resume, "resume"), view(admin_views.recent_runs, "runs"), *super().get_urls()]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context.update(self._page_extras(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _page_extras(self, request, job) -> dict:
+        """The buttons this user may press, and the job's last 10 runs."""
+        def url(view):
+            return reverse(f"admin:tasks_app_job_{view}", args=[job.pk])
+
+        can_change = self.has_change_permission(request, job)
+        return {
+            "schedule_problem": job.schedule_problem(),
+            "run_url": url("run") if self.has_run_job_permission(request) else None,
+            "toggle_url": url("pause" if job.enabled else "resume") if can_change else None,
+            **self.runs_context(request, job),
+        }
+
+    def runs_context(self, request, job) -> dict:
+        """The job page's run history chart and table of its last 10 runs, for users who may see runs."""
+        if not self.has_view_runs_permission(request):
+            return {}
+        runs = list(job.runs.order_by("-created_at")[:10])
+        return {"recent_runs": [recent_run_row(run, job) for run in runs],
+                "history_chart": admin_dashboard.job_history_chart(job),
+                "runs_url": reverse("admin:tasks_app_job_runs", args=[job.pk]),
+                "runs_live": any(run.status in LIVE for run in runs)}
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Runs go with their job; deleting runs on their own stays a superuser's (or retention's) business.
+        perms_needed.discard(JobRun._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
+
+    @admin.display(description="Handler", ordering="handler")
+    def handler_name(self, job):
+        return handler_label(job)
+
+    @admin.display(description="Schedule")
+    def schedule(self, job):
+        return describe_schedule(job)
+
+    @admin.display(description="Next run")
+    def next_run(self, job):
+        problem = job.enabled and job.schedule_problem()
+        if problem:
+            return broken_badge(problem)
+        moment = next_fire(job)
+        return list_time(moment, job.timezone) if moment else EMPTY
+
+    @admin.display(description="Last run", ordering="last_run_at")
+    def last_status(self, job):
+        if not job.last_run_status:
+            return EMPTY
+        return format_html("{}<br>{}", run_link(job.last_run_id, status_badge(job.last_run_status)),
+                           list_time(job.last_run_at, job.timezone))
+
+    @admin.display(description="Schedule in words")
+    def schedule_in_words(self, job):
+        return describe_schedule(job) or EMPTY
+
+    @admin.display(description="Next 5 fire times")
+    def next_fire_preview(self, job):
+        return fire_preview(job, 5)
+
+
+# -- runs ------------------------------------------------------------------------------------
+@admin.register(JobRun)
+class JobRunAdmin(admin.ModelAdmin):
+    """Run history, read-only: runs are written by the runner and removed by retention."""
+
+    list_display = ("run_id", "job_link", "status_column", "trigger", "engine", "scheduled", "started",
+                    "run_duration", "attempt", "worker", "running_progress")
+    list_display_links = ("run_id",)
+    empty_value_display = EMPTY
+    list_filter = ("status", "engine", "trigger", ("job", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("job",)
+    show_full_result_count = False  # history grows large: spare a second COUNT(*) of the whole table
+    date_hierarchy = "scheduled_for"
+    search_fields = ("job__name", "error")
+    actions = [actions.cancel, actions.retry]
+    fieldsets = [
+        (None, {"fields": ["job_link", "live_status", "live_progress", "trigger", "engine", "scheduled_in_zone",
+                           "reason"]}),
+        ("Timing", {"fields": ["created", "started_in_zone", "finished", "run_duration", "heartbeat",
+                               "next_attempt"]}),
+        ("Input and outcome", {"fields": ["kwargs_json", "result_json", "error_text"]}),
+        ("Attempts", {"fields": ["attempt", "worker", "earlier_attempts", "duplicate_claims", "cancel_requested",
+                                 "celery_task_id"]}),
+    ]
+    readonly_fields = ("run_id", "job_link", "live_status", "live_progress", "run_duration", "kwargs_json",
+                       "result_json", "error_text", "earlier_attempts", "scheduled_in_zone", "created",
+                       "started_in_zone", "finished", "heartbeat", "next_attempt")
+
+    scheduled, started = run_time("scheduled_for", "Scheduled for"), run_time("started_at", "Started at")
+    scheduled_in_zone = run_time("scheduled_for", "Scheduled for", with_utc=True)
+    started_in_zone = run_time("started_at", "Started at", with_utc=True)
+    created = run_time("created_at", "Created at", with_utc=True)
+    finished = run_time("finished_at", "Finished at", with_utc=True)
+    heartbeat = run_time("heartbeat_at", "Last heartbeat", with_utc=True)
+    next_attempt = run_time("next_attempt_at", "Next attempt at", with_utc=True)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("job")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_run_job_permission(self, request):
+        return request.user.has_perm(f"{self.opts.app_label}.run_job")
+
+    def get_urls(self):
+        progress = self.admin_site.admin_view(partial(admin_views.run_progress, model_admin=self))
+        return [path("<path:object_id>/progress/", progress, name="tasks_app_jobrun_progress"), *super().get_urls()]
+
+    @admin.display(description="Run", ordering="pk")
+    def run_id(self, run):
+        return f"#{run.pk}"
+
+    @admin.display(description="Job", ordering="job__name")
+    def job_link(self, run):
+        return job_link(run.job_id, run.job.name)
+
+    @admin.display(description="Status", ordering="status")
+    def status_column(self, run):
+        return status_badge(run.status)
+
+    @admin.display(description="Duration", ordering="duration_seconds")
+    def run_duration(self, run):
+        return duration(run.duration_seconds)
+
+    @admin.display(description="Progress")
+    def running_progress(self, run):
+        return progress_bar(run) if run.status == RunStatus.RUNNING else ""
+
+    @admin.display(description="Status")
+    def live_status(self, run):
+        return format_html('<span id="run-status">{}</span>', status_badge(run.status))
+
+    @admin.display(description="Progress")
+    def live_progress(self, run):
+        return live_progress(run)
+
+    @admin.display(description="kwargs")
+    def kwargs_json(self, run):
+        return json_block(run.kwargs)
+
+    @admin.display(description="Result")
+    def result_json(self, run):
+        return EMPTY if run.result is None else json_block(run.result)
+
+    @admin.display(description="Error")
+    def error_text(self, run):
+        return error_block(run.error)
+
+    @admin.display(description="Earlier attempts")
+    def earlier_attempts(self, run):
+        return attempts_table(run.attempts)
+
+
+
+admin_dashboard.install(admin.site)  # the operator's dashboard on the admin index
+admin_engines.lock_down(admin.site)  # the engines' own pages: superuser only

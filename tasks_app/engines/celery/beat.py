@@ -1,0 +1,248 @@
+"""Celery beat for taskhub: ``CELERY_BEAT_SCHEDULER = "tasks_app.engines.celery.beat:TaskhubScheduler"``.
+
+A subclass of django-celery-beat's ``DatabaseScheduler`` that keeps its place in Celery
+but replaces what users of the stock one fight:
+
+- **Slots.** It reads the enabled ``celery`` jobs and fires each at the instants
+  ``slots.py`` computes (the same function the APScheduler engine uses), putting the slot
+  into the message as ``scheduled_for`` — so two beats, or beat and a worker re-delivery,
+  always name the same slot and the runner's unique claim keeps it to one effect.
+- **Edits in well under a second, reloading only what changed.** On Postgres it LISTENs
+  for the job ids that a commit changed and reloads just those rows; elsewhere it polls the
+  one-row change marker every ``max_interval`` (0.5 s). No full reload per edit.
+- **One leader.** It schedules only while it holds the ``beat`` leader lock; a second beat
+  waits as a standby and takes over when the leader dies.
+- **One bad row never stops it.** A job it cannot schedule (a row written past validation,
+  a handler or time zone gone) is logged once and skipped (``quarantine.py``).
+- **Nothing lost.** On becoming leader it applies each job's misfire policy to the slots it
+  missed and records the skipped ones; while leading it re-delivers runs whose worker
+  stopped sending heartbeats, queued runs whose delivery was lost (``redelivery.py``) and
+  slots whose message vanished before a worker got it (``sent_slots.py``); and it writes a
+  heartbeat that ``/healthz`` reports.
+- **A broker outage pauses it, never ends it.** A send that fails with a broker error stops
+  sending (``broker_watch.py``: one log line, "paused" in the heartbeat) while it keeps the lead;
+  once the broker answers again, the slots missed meanwhile go through the misfire policy.
+"""
+
+import datetime as dt
+import heapq
+import logging
+import time
+
+from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
+from django_celery_beat.schedulers import DatabaseScheduler
+
+from tasks_app import conf
+
+from tasks_app.models import heartbeats
+
+from tasks_app.runner import skipped as skipped_runs
+from tasks_app.scheduling import misfire
+from tasks_app.engines.celery.beat_delivery import BeatDelivery
+from tasks_app.engines.celery.broker_watch import BrokerWatch
+from tasks_app.engines.listener import ChangeWatcher
+from tasks_app.engines.quarantine import Quarantine
+from tasks_app.engines.redelivery import Redelivery
+from tasks_app.engines.celery.sent_slots import SentSlots
+from tasks_app.engines.leader import leader_lock
+from tasks_app.models import Job
+from tasks_app.runner.claims import worker_id
+
+log = logging.getLogger("tasks_app.beat")
+ENGINE = "celery"
+
+
+class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
+    standby_poll = 1.0
+    heartbeat_every = 2.0
+    reap_every = 10.0
+    lock_check_every = 2.0
+
+    def __init__(self, *args, **kwargs):
+        self.jobs: dict[int, Job] = {}
+        self.fired: dict[int, dt.datetime] = {}  # the latest slot sent, per job
+        self.heap: list[tuple[dt.datetime, int, int]] = []  # (fire time, job id, generation)
+        self.generation: dict[int, int] = {}
+        self.lock = leader_lock("beat")
+        self.watcher: ChangeWatcher | None = None
+        self.leading_since = None
+        self.started_at = timezone.now()
+        self._next_beat = self._next_reap = self._next_lock_check = 0.0
+        self._redelivered: dict[int, dt.datetime] = {}
+        self.quarantine = Quarantine(ENGINE)
+        super().__init__(*args, **kwargs)
+        self.max_interval = conf.get("BEAT_MAX_INTERVAL")
+        self.broker = BrokerWatch(self.app)
+        self.redelivery = Redelivery(ENGINE)
+        self.sent_slots = SentSlots()
+
+    # DatabaseScheduler's PeriodicTask entries and last_run_at bookkeeping are not used.
+    def setup_schedule(self):
+        pass
+
+    @property
+    def schedule(self):
+        return {}
+
+    def sync(self):
+        pass
+
+    @property
+    def info(self):
+        return f"    . taskhub: {len(self.jobs)} jobs, {'leader' if self.leading_since else 'standby'}"
+
+    # -- the loop ------------------------------------------------------------------------
+    def tick(self, *args, **kwargs) -> float:
+        try:
+            if not self._lead():
+                return self.standby_poll
+            if self.broker.down_since is not None:
+                return self._while_broker_down()
+            self._fire_due(timezone.now())
+            self._housekeeping()
+            return self._wait()
+        except DatabaseError as exc:  # Postgres restarting: step down, reconnect, carry on
+            log.warning("database error; stepping down until it is back", extra={"error": str(exc)})
+            self._step_down()
+            close_old_connections()
+            return self.standby_poll
+        except self.broker.errors as exc:  # the broker is away: keep the lead, send nothing until it is back
+            self.broker_lost(exc)
+            return 0
+
+    def _while_broker_down(self) -> float:
+        """Beat and probe the broker; once it answers, catch up as a new leader does (misfire policy)."""
+        if not self.broker.back():
+            self._housekeeping()
+            return self.broker.retry_every
+        self._load_all()
+        self.redelivery.forget()
+        self._next_beat = self._next_reap = 0.0
+        return 0
+
+    def _lead(self) -> bool:
+        if self.leading_since is not None:
+            if time.monotonic() < self._next_lock_check:
+                return True
+            self._next_lock_check = time.monotonic() + self.lock_check_every
+            if self.lock.still_held():
+                return True
+            self._step_down()
+        if not self.lock.try_acquire():
+            return False
+        self.leading_since = timezone.now()
+        log.info("beat is leader", extra={"engine": ENGINE, "leader": worker_id()})
+        self.watcher = ChangeWatcher(sleep=time.sleep)
+        self._load_all()
+        return True
+
+    def _step_down(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+        self.watcher, self.leading_since = None, None
+        self.jobs.clear(), self.heap.clear(), self.fired.clear()
+        self.lock.release()
+
+    def _wait(self) -> float:
+        """Sleep until the next fire or a change, whichever comes first; 0 = tick again now."""
+        now = timezone.now()
+        # LISTEN wakes us on a change, so only the heartbeat bounds the wait; polling needs max_interval.
+        longest = self.heartbeat_every if self.watcher.listener else self.max_interval
+        until_next = (self.heap[0][0] - now).total_seconds() if self.heap else longest
+        changed = self.watcher.wait(max(0.0, min(until_next, longest)), known=lambda: self.jobs).jobs
+        if changed:
+            self._reload(changed)
+        return 0
+
+    # -- loading jobs --------------------------------------------------------------------
+    def _load_all(self) -> None:
+        """Schedule every enabled job afresh, owed slots first (on taking the lead, or the broker's return)."""
+        started = time.monotonic()
+        self.jobs.clear(), self.heap.clear(), self.fired.clear()
+        jobs = list(Job.objects.filter(engine=ENGINE, enabled=True))
+        last = skipped_runs.last_slots([j.pk for j in jobs])
+        now = timezone.now()
+        for job in jobs:
+            self._schedule(job, lambda: self._catch_up(job, last.get(job.pk), now))
+        log.info("beat loaded jobs", extra={"engine": ENGINE, "jobs": len(self.jobs), "skipped": len(jobs) - len(self.jobs),
+                                            "seconds": round(time.monotonic() - started, 3)})
+
+    def _schedule(self, job: Job, schedule) -> None:
+        """Call ``schedule()`` for an admitted job; a job that cannot be scheduled is left out."""
+        if self.quarantine.admit(job):
+            with self.quarantine.guard(job):
+                schedule()
+                return
+        self._forget(job.pk)
+
+    def _catch_up(self, job: Job, last_slot, now) -> None:
+        """Apply the misfire policy to the slots missed since ``last_slot``, then schedule onwards."""
+        self.jobs[job.pk] = job
+        self.fired[job.pk] = now
+        missed = misfire.missed_slots(job, misfire.owed_since(job, last_slot), now)
+        for slot in skipped_runs.settle(job, ENGINE, missed, now):
+            self._send(job, slot)
+        self._push(job)
+
+    def _reload(self, job_ids) -> None:
+        rows = {j.pk: j for j in Job.objects.filter(pk__in=job_ids)}
+        for job_id in job_ids:
+            job = rows.get(job_id)
+            if job is None or not job.enabled or job.engine != ENGINE:
+                self._forget(job_id)
+                self.quarantine.release(job_id)
+            else:
+                self._schedule(job, lambda: self._resume(job))
+        log.info("beat reloaded jobs", extra={"engine": ENGINE, "jobs": sorted(job_ids)})
+
+    def _resume(self, job: Job) -> None:
+        # An edit never owes slots from before it; a slot of the last second may still be sent
+        # (the runner's unique claim makes a repeat harmless).
+        recent = timezone.now() - dt.timedelta(seconds=1)
+        self.jobs[job.pk] = job
+        self.fired[job.pk] = max(self.fired.get(job.pk, recent), recent)
+        self._push(job)
+
+    def _forget(self, job_id) -> None:
+        self.jobs.pop(job_id, None)
+        self.fired.pop(job_id, None)
+        self.generation[job_id] = self.generation.get(job_id, 0) + 1  # its heap entries go stale
+
+    def _push(self, job: Job) -> None:
+        upcoming = next(job.iter_fire_times(after=self.fired.get(job.pk) or timezone.now()), None)
+        generation = self.generation[job.pk] = self.generation.get(job.pk, 0) + 1
+        if upcoming is not None:
+            heapq.heappush(self.heap, (upcoming, job.pk, generation))
+
+    # -- firing --------------------------------------------------------------------------
+    def _fire_due(self, now) -> None:
+        while self.heap and self.heap[0][0] <= now:
+            slot, job_id, generation = heapq.heappop(self.heap)
+            job = self.jobs.get(job_id)
+            if job is None or generation != self.generation.get(job_id):
+                continue  # edited, paused or deleted since it was pushed
+            due = []
+            with self.quarantine.guard(job):
+                due = skipped_runs.settle(job, ENGINE, [slot], now)
+            for s in due:
+                self._send(job, s)
+            self.fired[job_id] = slot
+            with self.quarantine.guard(job):
+                self._push(job)
+                continue
+            self._forget(job_id)
+
+    # -- housekeeping --------------------------------------------------------------------
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_beat:
+            heartbeats.record("beat", worker_id(), self.started_at, jobs=len(self.jobs), paused=self.broker.paused)
+            self._next_beat = now + self.heartbeat_every
+        if now >= self._next_reap and self.broker.down_since is None:
+            self._reap()
+            self._next_reap = now + self.reap_every
+
+    def close(self):
+        self._step_down()
+        super().close()

@@ -1,0 +1,104 @@
+"""What beat sends, and sends again: fires, lost runs and lost slots; a mixin of ``TaskhubScheduler``.
+
+- ``_send`` puts a slot on the broker and notes it (``sent_slots.py``); ``_send_run`` re-sends a run.
+- ``_reap`` (every ``reap_every`` s while leading and the broker answers) re-delivers runs
+  whose worker went silent, queued runs whose delivery was lost (``redelivery.py``) and slots
+  whose message vanished before a worker got it (under the job's misfire policy).
+- Broker connections: one attempt to connect (a broker that is away pauses beat, see
+  ``broker_watch.py``), and a lost connection is dropped so the next send opens a new one.
+
+What it is not: no schedule, no leader lock, no loop (``beat.py`` has those).
+"""
+
+import datetime as dt
+import logging
+
+from django.utils import timezone
+from kombu.common import ignore_errors
+from kombu.exceptions import ChannelError
+
+from tasks_app import conf
+
+from tasks_app.runner import skipped as skipped_runs
+from tasks_app.engines.celery.messages import TASK, message_kwargs, message_options
+from tasks_app.models import Job, JobRun, RunStatus
+
+log = logging.getLogger("tasks_app.beat")
+ENGINE = "celery"
+
+
+class BeatDelivery:
+    def _ensure_connected(self):
+        # One attempt: a broker that is away pauses sending (tick) instead of holding beat in kombu's retries.
+        return self.connection.ensure_connection(max_retries=0)
+
+    def _drop_producer(self) -> None:
+        """Forget the broker connection (as Celery's ``_do_sync`` does); the next send opens a new one."""
+        self.__dict__.pop("producer", None)
+        connection = self.__dict__.pop("connection", None)
+        if connection is not None:
+            try:
+                ignore_errors(connection, connection.release)
+            except Exception:  # a half-broken connection may fail to close; it is dropped all the same
+                log.debug("closing the lost broker connection failed", exc_info=True)
+
+    def broker_lost(self, exc: BaseException) -> None:
+        """Pause sending (``broker_watch.py``) and drop the connection; the heartbeat says so at once."""
+        self.broker.lost(exc)
+        self._drop_producer()
+        self._next_beat = 0.0
+
+    def _publish(self, kwargs: dict, job: Job) -> bool:
+        """Send one message; False while the broker is away (beat pauses: nothing here raises a broker error,
+        so a job being scheduled is never blamed for an outage)."""
+        if self.broker.down_since is not None:
+            return False
+        try:
+            self.app.send_task(TASK, kwargs=kwargs, producer=self.producer, **message_options(job))
+            return True
+        except self.broker.errors as exc:
+            self.broker_lost(exc)
+            return False
+
+    def _send(self, job: Job, slot: dt.datetime) -> None:
+        """Send a slot; one not sent is owed when the broker is back (the catch-up finds it by its missing run)."""
+        if self._publish(message_kwargs(job.pk, slot), job):
+            self.sent_slots.add(job.pk, slot, job.queue)
+            log.debug("fired", extra={"job": job.name, "scheduled_for": slot.isoformat(), "engine": ENGINE})
+
+    def _reap(self) -> None:
+        """Re-deliver runs whose worker went silent or whose queued message was lost; the runner's claim takes them over."""
+        for run in self.redelivery.overdue():
+            self._send_run(run)
+        self._resend_lost_slots()
+        window = dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
+        now = timezone.now()
+        self._redelivered = {k: t for k, t in self._redelivered.items() if now - t < window}
+        lost = (JobRun.objects.filter(engine=ENGINE, status=RunStatus.RUNNING, heartbeat_at__lt=now - window)
+                .exclude(pk__in=list(self._redelivered)).select_related("job"))
+        for run in lost[:100]:
+            self._redelivered[run.pk] = now  # once per stale window, not every pass
+            log.warning("re-delivering a run whose worker went silent", extra={"run": run.pk, "worker": run.worker})
+            self._send_run(run)
+
+    def _resend_lost_slots(self) -> None:
+        """Slots sent whose message vanished before a worker got it: owed again, under the misfire policy."""
+        now = timezone.now()
+        for job_id, slot in self.sent_slots.lost(self._queue_is_empty, now):
+            job = self.jobs.get(job_id)
+            if job is None:
+                continue  # paused, deleted or moved since
+            for s in skipped_runs.settle(job, ENGINE, [slot], now):
+                log.warning("re-sending a slot whose message was lost", extra={"job": job.name, "scheduled_for": s.isoformat()})
+                self._send(job, s)
+
+    def _queue_is_empty(self, queue: str) -> bool:
+        with self.app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=0)  # a broker that is away fails now: beat pauses
+            try:
+                return connection.default_channel.queue_declare(queue=queue, passive=True).message_count == 0
+            except (ChannelError, *connection.channel_errors):  # no such queue (Redis drops an empty one): none waits
+                return True
+
+    def _send_run(self, run: JobRun) -> None:
+        self._publish(message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger), run.job)

@@ -1,0 +1,31 @@
+"""What a run's Celery message holds: ids and the slot, never a model; routing and time limits from the job."""
+
+from tasks_app.models import Trigger
+
+TASK = "taskhub.run_job"
+SOFT_LIMIT_MARGIN = 10  # seconds after the job's timeout before Celery's soft limit
+HARD_LIMIT_MARGIN = 30  # and before its hard limit kills the pool process
+
+
+def message_kwargs(job_id: int, scheduled_for, attempt: int = 1, trigger: str = Trigger.SCHEDULE) -> dict:
+    return {"job_id": job_id, "scheduled_for": scheduled_for.isoformat(), "attempt": attempt, "trigger": trigger}
+
+
+def message_options(job) -> dict:
+    options = {"queue": job.queue, "priority": job.priority}
+    timeout = job.effective_timeout()
+    if timeout:
+        options.update(soft_time_limit=timeout + SOFT_LIMIT_MARGIN, time_limit=timeout + HARD_LIMIT_MARGIN)
+    return options
+
+
+def hard_time_limit(job) -> float | None:
+    timeout = job.effective_timeout()
+    return timeout + HARD_LIMIT_MARGIN if timeout else None
+
+
+def visibility_timeout(app) -> float | None:
+    """Seconds before Redis (or SQS) delivers an unacknowledged message again; None for brokers without one."""
+    if not str(app.conf.broker_url or "").startswith(("redis://", "rediss://", "sqs://")):
+        return None
+    return (app.conf.broker_transport_options or {}).get("visibility_timeout", 3600)
