@@ -23,7 +23,7 @@ async def number_sum(x: int, y: int) -> int:
 @handler(timeout=600)
 async def cleanup_runs(older_than_days: int = 30, batch_size: int = 1000, context: RunContext | None = None) -> dict:
     """Delete run history finished more than `older_than_days` ago, in batches."""
-    from tasks_app.models.retention import delete_runs_older_than
+    from tasks_app.models.retention import delete_runs_older_than  # at run time: importing handlers stays free of Django
 
     deleted = await anyio.to_thread.run_sync(delete_runs_older_than, older_than_days, batch_size)
     return {"deleted": deleted}

@@ -101,7 +101,7 @@ class JobQuerySet(models.QuerySet):
         ``Job.next_fire_times`` reads it instead of querying, while ``run_at`` still equals
         ``once_fired_for`` (the ``run_at`` it was computed for; a form may change it since).
         """
-        fired = self._runs().filter.filter(job=OuterRef("pk"), scheduled_for=OuterRef("run_at"))
+        fired = self._runs().filter(job=OuterRef("pk"), scheduled_for=OuterRef("run_at"))
         return self.annotate(once_fired=Exists(fired), once_fired_for=F("run_at"))
 
     def with_last_run(self):

@@ -154,8 +154,7 @@ def ping_workers(window: float, limit: int | None = None) -> dict:
 
     Stops after ``limit`` replies when given. Raises when the broker is down or no worker answers.
     """
-
-    from taskhub.celery import app
+    from taskhub.celery import app  # the project's Celery app: built on first import, so only when a check runs
 
     # polling_interval: Redis's BRPOP wait, which closing the connection sits out (1 s by default);
     # the socket timeouts bound a broker that accepts connections and never answers.
