@@ -51,12 +51,12 @@ def main() -> int:
     insert_ms = timed(args.runs, lambda i: JobRun.objects.create(
         job=job, engine="celery", status="succeeded", scheduled_for=base + dt.timedelta(seconds=i)))
     JobRun.objects.filter(job=job).delete()
-    runner_ms = timed(args.runs, lambda i: runner.run_job(job.pk, base + dt.timedelta(seconds=i), "celery"))
+    runner_ms = timed(args.runs, lambda i: runner.run_slot(job.pk, base + dt.timedelta(seconds=i), "celery"))
     job.delete()
     print(f"database: {connection.vendor}, runs: {args.runs}")
     print(f"{'path':<34}{'ms per run':>12}")
     for name, ms in (("handler alone (process loop)", handler_ms), ("one history row insert", insert_ms),
-                     ("runner.run_job (claim+run+record)", runner_ms)):
+                     ("runner.run_slot (claim+run+record)", runner_ms)):
         print(f"{name:<34}{ms:>12.3f}")
     print(f"runner overhead over the handler: {runner_ms - handler_ms:.3f} ms; "
           f"{runner_ms / insert_ms:.1f}x one row insert")

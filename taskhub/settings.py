@@ -53,6 +53,8 @@ try:
         "KWARGS_MAX_DEPTH": env.int("TASKHUB_KWARGS_MAX_DEPTH", default=32),
         "KWARGS_MAX_BYTES": env.int("TASKHUB_KWARGS_MAX_BYTES", default=65536),
         "REDELIVER_AFTER_SECONDS": env.int("TASKHUB_REDELIVER_AFTER_SECONDS", default=60),
+        "DEFAULT_MISFIRE_GRACE_SECONDS": env.int("TASKHUB_DEFAULT_MISFIRE_GRACE_SECONDS", default=300),
+        "RUN_RETENTION_DAYS": env.int("TASKHUB_RUN_RETENTION_DAYS", default=30),
     }
 except ConfigError as exc:
     sys.exit(f"taskhub: configuration error: {exc}")

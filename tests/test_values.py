@@ -94,10 +94,10 @@ pytestmark_runner = pytest.mark.django_db(transaction=True)
 
 
 def run_in_thread(job):
-    """``runner.run_job`` of ``job``'s slot on a thread of its own (closing its connection after)."""
+    """``runner.run_slot`` of ``job``'s slot on a thread of its own (closing its connection after)."""
     def target():
         try:
-            runner.run_job(job.pk, SLOT, "apscheduler")
+            runner.run_slot(job.pk, SLOT, "apscheduler")
         finally:
             connection.close()
 
@@ -111,7 +111,7 @@ def run_outcome(make_job, value):
     key = f"k{len(handlers_for_tests.outcomes)}"
     handlers_for_tests.outcomes[key] = value
     job = make_job(handler="test_outcome", kwargs={"key": key}, max_retries=0)
-    runner.run_job(job.pk, SLOT, "apscheduler")
+    runner.run_slot(job.pk, SLOT, "apscheduler")
     return JobRun.objects.get(job=job)
 
 
@@ -225,6 +225,6 @@ def test_a_clean_message_never_carries_the_raw_characters():
 @pytestmark_runner
 def test_a_message_with_a_nul_in_its_task_id_still_runs_and_ends(postgres, make_job):
     job = make_job()
-    runner.run_job(job.pk, SLOT, "celery", task_id="from-outside\x00\ud800")
+    runner.run_slot(job.pk, SLOT, "celery", task_id="from-outside\x00\ud800")
     run = JobRun.objects.get(job=job)
     assert (run.status, run.celery_task_id) == ("succeeded", "from-outside\\u0000\\ud800")

@@ -119,7 +119,7 @@ def ends(make_job, outcome) -> JobRun:
     key = f"p{next(_count)}"
     handlers_for_tests.outcomes[key] = outcome
     job = make_job(handler="test_outcome", kwargs={"key": key}, max_retries=0)
-    runner.run_job(job.pk, SLOT, "apscheduler")
+    runner.run_slot(job.pk, SLOT, "apscheduler")
     run = JobRun.objects.get(job=job)
     assert run.status in TERMINAL, (run.status, run.error)
     return run

@@ -64,7 +64,7 @@ class BaseEngine(ABC):
 
     def execute(self, job_id: int, scheduled_for, *, attempt: int = 1, trigger: str = Trigger.SCHEDULE, **options):
         """Run one slot here through the runner; a retry it leaves queued goes back to ``deliver``."""
-        run = runner.run_job(job_id, scheduled_for, self.name, attempt=attempt, trigger=trigger, **options)
+        run = runner.run_slot(job_id, scheduled_for, self.name, attempt=attempt, trigger=trigger, **options)
         if run is not None and run.status == RunStatus.QUEUED and run.next_attempt_at:
             try:
                 self.deliver(run)

@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from tasks_app import conf
 from tasks_app.handlers import json_limits, kwargs_schema, registry
 
 from tasks_app.scheduling import slots
@@ -36,6 +37,11 @@ def _unstorable(kwargs: dict) -> bool:
         return True
     return False
 
+
+
+def default_misfire_grace() -> int:
+    """A new job's misfire grace: ``TASKHUB["DEFAULT_MISFIRE_GRACE_SECONDS"]`` (300 unless set)."""
+    return conf.get("DEFAULT_MISFIRE_GRACE_SECONDS")
 
 class Job(models.Model):
     # what
@@ -65,7 +71,7 @@ class Job(models.Model):
                                               help_text="First retry delay, doubled each attempt. Empty: the handler's default.")
     jitter_seconds = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(3600)])
     misfire_grace_seconds = models.PositiveIntegerField(
-        default=300, help_text="A fire later than this after its time is skipped (and recorded).")
+        default=default_misfire_grace, help_text="A fire later than this after its time is skipped (and recorded).")
     coalesce = models.BooleanField(default=True, help_text="After downtime, run missed fires once instead of each.")
     max_running = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)],
                                                    help_text="Runs of this job allowed at the same time.")

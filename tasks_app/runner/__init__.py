@@ -1,6 +1,6 @@
 """The engine-neutral runner: claim a slot, run its handler, record the outcome.
 
-Both engines call ``run_job``; nothing outside this package calls a handler or writes run
+Both engines call ``run_slot`` (through ``BaseEngine.execute``); nothing outside this package calls a handler or writes run
 history. ``claims.py`` decides who runs a slot; ``run_requests.py`` queues the runs people and
 other systems ask for (run now, API triggers) and their cancels; this module runs and records.
 
@@ -37,7 +37,7 @@ from tasks_app.handlers.registry import registry
 log = logging.getLogger("tasks_app.runner")
 
 
-def run_job(job_id: int, scheduled_for: dt.datetime, engine: str, attempt: int = 1,
+def run_slot(job_id: int, scheduled_for: dt.datetime, engine: str, attempt: int = 1,
             trigger: str = Trigger.SCHEDULE, task_id: str = "") -> JobRun | None:
     """Claim the slot and run it here; ``None`` when the slot was not ours to run."""
     close_old_connections()

@@ -25,7 +25,7 @@ RESULTS = "results"  # the keyword that receives what ran before a call_with_res
 
 
 @shared_task(name="taskhub.run_job", bind=True, ignore_result=True)
-def run_job(self, job_id: int, scheduled_for: str, attempt: int = 1, trigger: str = Trigger.SCHEDULE):
+def execute_slot(self, job_id: int, scheduled_for: str, attempt: int = 1, trigger: str = Trigger.SCHEDULE):
     slot = dt.datetime.fromisoformat(scheduled_for)
     get_engine("celery").execute(job_id, slot, attempt=attempt, trigger=trigger, task_id=self.request.id)
 

@@ -9,10 +9,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--older-than", type=int, dest="days", metavar="DAYS",
-                            default=conf.DEFAULTS["RUN_RETENTION_DAYS"], help="age in days (default: %(default)s)")
+                            help="age in days (default: TASKHUB['RUN_RETENTION_DAYS'], 30 unless set)")
         parser.add_argument("--batch-size", type=int, default=1000)
 
     def handle(self, *args, days, batch_size, **options):
+        days = conf.get("RUN_RETENTION_DAYS") if days is None else days
         if days < 0 or batch_size < 1:
             raise CommandError("--older-than must be 0 or more and --batch-size at least 1")
         deleted = delete_runs_older_than(days, batch_size)

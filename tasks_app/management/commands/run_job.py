@@ -40,7 +40,7 @@ class Command(BaseCommand):
 
     def _run_here(self, job, run):
         while True:
-            run = runner.run_job(job.pk, run.scheduled_for, job.engine, attempt=run.attempt, trigger=run.trigger)
+            run = runner.run_slot(job.pk, run.scheduled_for, job.engine, attempt=run.attempt, trigger=run.trigger)
             if run is None or run.status != RunStatus.QUEUED:
                 break
             self.stderr.write(f"attempt {run.attempt - 1} failed; retrying at {run.next_attempt_at:%H:%M:%S}")
