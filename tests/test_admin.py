@@ -23,18 +23,12 @@ _slots = itertools.count(1)
 
 # -- helpers ---------------------------------------------------------------------------------
 @pytest.fixture
-def in_process_engines(taskhub_settings):
-    """Both engines in this process (MemoryEngine runs a delivered run on its thread pool).
+def in_process_engines(memory_engines):
+    """Both engines in this process (conftest's ``memory_engines``, which stops their pools after the test).
 
     What the admin does is under test here, not an engine: the engines have their own suites.
     """
-    from tasks_app.engines import get_engine
-
-    memory = "tasks_app.engines.memory.MemoryEngine"
-    taskhub_settings(ENGINES={"celery": memory, "apscheduler": memory})
-    get_engine.cache_clear()
-    yield
-    get_engine.cache_clear()
+    return memory_engines
 
 
 def job_url(view, job):
