@@ -87,6 +87,13 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
     def info(self):
         return f"    . taskhub: {len(self.jobs)} jobs, {'leader' if self.leading_since else 'standby'}"
 
+    # -- the clock and the wait: the loop's only view of time (tests/test_beat_loop.py holds both) --
+    def now(self) -> dt.datetime:
+        return timezone.now()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
     # -- the loop ------------------------------------------------------------------------
     def tick(self, *args, **kwargs) -> float:
         try:
@@ -94,7 +101,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
                 return self.standby_poll
             if self.broker.down_since is not None:
                 return self._while_broker_down()
-            self._fire_due(timezone.now())
+            self._fire_due(self.now())
             self._housekeeping()
             return self._wait()
         except DatabaseError as exc:  # Postgres restarting: step down, reconnect, carry on
@@ -128,7 +135,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
             return False
         self.leading_since = timezone.now()
         log.info("beat is leader", extra={"engine": ENGINE, "leader": worker_id()})
-        self.watcher = ChangeWatcher(sleep=time.sleep)
+        self.watcher = ChangeWatcher(sleep=self.sleep)
         self._load_all()
         return True
 
@@ -141,7 +148,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
 
     def _wait(self) -> float:
         """Sleep until the next fire or a change, whichever comes first; 0 = tick again now."""
-        now = timezone.now()
+        now = self.now()
         # LISTEN wakes us on a change, so only the heartbeat bounds the wait; polling needs max_interval.
         longest = self.heartbeat_every if self.watcher.listener else self.max_interval
         until_next = (self.heap[0][0] - now).total_seconds() if self.heap else longest
@@ -157,7 +164,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
         self.jobs.clear(), self.heap.clear(), self.fired.clear()
         jobs = list(Job.objects.filter(engine=ENGINE, enabled=True))
         last = misfire.last_slots([j.pk for j in jobs])
-        now = timezone.now()
+        now = self.now()
         for job in jobs:
             self._schedule(job, lambda: self._catch_up(job, last.get(job.pk), now))
         log.info("beat loaded jobs", extra={"engine": ENGINE, "jobs": len(self.jobs), "skipped": len(jobs) - len(self.jobs),
@@ -194,7 +201,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
     def _resume(self, job: Job) -> None:
         # An edit never owes slots from before it; a slot of the last second may still be sent
         # (the runner's unique claim makes a repeat harmless).
-        recent = timezone.now() - dt.timedelta(seconds=1)
+        recent = self.now() - dt.timedelta(seconds=1)
         self.jobs[job.pk] = job
         self.fired[job.pk] = max(self.fired.get(job.pk, recent), recent)
         self._push(job)
@@ -205,7 +212,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
         self.generation[job_id] = self.generation.get(job_id, 0) + 1  # its heap entries go stale
 
     def _push(self, job: Job) -> None:
-        upcoming = next(job.iter_fire_times(after=self.fired.get(job.pk) or timezone.now()), None)
+        upcoming = next(job.iter_fire_times(after=self.fired.get(job.pk) or self.now()), None)
         generation = self.generation[job.pk] = self.generation.get(job.pk, 0) + 1
         if upcoming is not None:
             heapq.heappush(self.heap, (upcoming, job.pk, generation))
