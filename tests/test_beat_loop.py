@@ -19,6 +19,7 @@ from tasks_app.engines.beat import TaskhubScheduler
 from tasks_app.engines.celery import message_options
 from tasks_app.engines.listener import ChangeListener
 from tasks_app.models import Job, JobRun
+from tests.test_poison import POISON, poison
 
 pytestmark = pytest.mark.django_db
 
@@ -200,18 +201,19 @@ def test_a_job_created_while_beat_runs_fires_from_its_next_slot(make_job, beat):
 
 
 # -- one bad row never stops it -------------------------------------------------------------------
-def test_broken_rows_are_skipped_with_their_reason_while_the_others_fire(make_job, beat):
+def test_broken_rows_are_skipped_with_their_reason_while_the_others_fire(make_job, beat, caplog):
     good = every(make_job, 10)
-    no_handler, no_zone = every(make_job, 10), every(make_job, 10)
-    bad_cron = celery_job(make_job, schedule_type="cron", cron_expression="* * * * *")
-    write_past_validation(no_handler, handler="removed_handler")
-    write_past_validation(no_zone, timezone="Mars/Olympus_Mons")
-    write_past_validation(bad_cron, cron_expression="61 * * * *")
+    broken = {kind: poison(celery_job(make_job, schedule_type="cron", cron_expression="0 3 * * *"), **fields)
+              for kind, (fields, _) in POISON.items()}
+    # Valid, at the very end of the calendar: its jitter must not overflow past year 9999.
+    celery_job(make_job, schedule_type="once", jitter_seconds=3600, run_at=dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC))
 
-    sent = beat.run_until(at(60))
-    assert sent == [(good.pk, at(s)) for s in range(10, 61, 10)]
-    assert set(beat.quarantine.reasons) == {no_handler.pk, no_zone.pk, bad_cron.pk}
-    assert "removed_handler" in beat.quarantine.reasons[no_handler.pk]
+    assert beat.run_until(at(60)) == [(good.pk, at(s)) for s in range(10, 61, 10)]
+    assert set(beat.quarantine.reasons) == {job.pk for job in broken.values()}
+    for kind, (_, reason) in POISON.items():
+        assert reason in beat.quarantine.reasons[broken[kind].pk], kind
+    logged = [r.job_id for r in caplog.records if r.getMessage() == "job cannot be scheduled; skipped until it is fixed"]
+    assert sorted(logged) == sorted(job.pk for job in broken.values())  # each logged, once
 
 
 def test_a_job_broken_by_an_edit_is_skipped_and_fires_again_once_fixed(make_job, beat):
