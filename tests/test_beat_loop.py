@@ -129,7 +129,8 @@ def test_the_message_names_the_job_and_slot_and_takes_the_jobs_queue(make_job, b
     beat.tick_at(T0)
     beat.tick_at(at(10))
     [message] = beat.outbox
-    assert message.kwargs == {"job_id": job.pk, "scheduled_for": at(10).isoformat(), "attempt": 1, "trigger": "schedule"}
+    assert message.kwargs == {"job_id": job.pk, "scheduled_for": at(10).isoformat(), "attempt": 1,
+                              "trigger": "schedule"}
     assert message.options["queue"] == "reports"
 
 
@@ -206,13 +207,15 @@ def test_broken_rows_are_skipped_with_their_reason_while_the_others_fire(make_jo
     broken = {kind: poison(celery_job(make_job, schedule_type="cron", cron_expression="0 3 * * *"), **fields)
               for kind, (fields, _) in POISON.items()}
     # Valid, at the very end of the calendar: its jitter must not overflow past year 9999.
-    celery_job(make_job, schedule_type="once", jitter_seconds=3600, run_at=dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC))
+    celery_job(make_job, schedule_type="once", jitter_seconds=3600,
+               run_at=dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC))
 
     assert beat.run_until(at(60)) == [(good.pk, at(s)) for s in range(10, 61, 10)]
     assert set(beat.quarantine.reasons) == {job.pk for job in broken.values()}
     for kind, (_, reason) in POISON.items():
         assert reason in beat.quarantine.reasons[broken[kind].pk], kind
-    logged = [r.job_id for r in caplog.records if r.getMessage() == "job cannot be scheduled; skipped until it is fixed"]
+    skipped_line = "job cannot be scheduled; skipped until it is fixed"
+    logged = [r.job_id for r in caplog.records if r.getMessage() == skipped_line]
     assert sorted(logged) == sorted(job.pk for job in broken.values())  # each logged, once
 
 
