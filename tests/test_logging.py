@@ -197,7 +197,9 @@ PRINTS_LATER = """
 import sys, threading, time, traceback
 
 def later():
-    time.sleep(3)  # beat has redirected its stderr by then
+    deadline = time.monotonic() + 60
+    while type(sys.stderr).__name__ != "LoggingStream" and time.monotonic() < deadline:
+        time.sleep(0.05)  # until beat has redirected its stderr (log_stream.redirect)
     try:
         raise ValueError("beat-marker-9c1")
     except ValueError:

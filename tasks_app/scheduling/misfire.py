@@ -23,6 +23,7 @@ MAX_MISSED = 1000
 
 def plan(job, slots: list[dt.datetime], now: dt.datetime) -> tuple[list[dt.datetime], list[tuple[dt.datetime, str]]]:
     """Split past-due ``slots`` (ascending) into those to fire and those to skip with a reason."""
+    slots = sorted(slots)  # coalesce keeps the latest, whatever order the caller had
     grace = dt.timedelta(seconds=job.misfire_grace_seconds)
     fresh = [s for s in slots if now - s <= grace]
     skipped = [(s, f"misfire: {(now - s).total_seconds():.0f} s late, grace {job.misfire_grace_seconds} s")

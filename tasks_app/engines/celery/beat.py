@@ -92,6 +92,13 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
     def info(self):
         return f"    . taskhub: {len(self.jobs)} jobs, {'leader' if self.leading_since else 'standby'}"
 
+    # -- the clock and the wait: the loop's only view of time (tests/test_beat_loop.py holds both) --
+    def now(self) -> dt.datetime:
+        return timezone.now()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
     # -- the loop ------------------------------------------------------------------------
     def tick(self, *args, **kwargs) -> float:
         try:
@@ -99,7 +106,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
                 return self.standby_poll
             if self.broker.down_since is not None:
                 return self._while_broker_down()
-            self._fire_due(timezone.now())
+            self._fire_due(self.now())
             self._housekeeping()
             return self._wait()
         except DatabaseError as exc:  # Postgres restarting: step down, reconnect, carry on
@@ -133,7 +140,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
             return False
         self.leading_since = timezone.now()
         log.info("beat is leader", extra={"engine": ENGINE, "leader": worker_id()})
-        self.watcher = ChangeWatcher(sleep=time.sleep)
+        self.watcher = ChangeWatcher(sleep=self.sleep)
         self._load_all()
         return True
 
@@ -146,7 +153,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
 
     def _wait(self) -> float:
         """Sleep until the next fire or a change, whichever comes first; 0 = tick again now."""
-        now = timezone.now()
+        now = self.now()
         # LISTEN wakes us on a change, so only the heartbeat bounds the wait; polling needs max_interval.
         longest = self.heartbeat_every if self.watcher.listener else self.max_interval
         until_next = (self.heap[0][0] - now).total_seconds() if self.heap else longest
@@ -162,7 +169,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
         self.jobs.clear(), self.heap.clear(), self.fired.clear()
         jobs = list(Job.objects.filter(engine=ENGINE, enabled=True))
         last = skipped_runs.last_slots([j.pk for j in jobs])
-        now = timezone.now()
+        now = self.now()
         for job in jobs:
             self._schedule(job, lambda: self._catch_up(job, last.get(job.pk), now))
         log.info("beat loaded jobs", extra={"engine": ENGINE, "jobs": len(self.jobs), "skipped": len(jobs) - len(self.jobs),
@@ -199,7 +206,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
     def _resume(self, job: Job) -> None:
         # An edit never owes slots from before it; a slot of the last second may still be sent
         # (the runner's unique claim makes a repeat harmless).
-        recent = timezone.now() - dt.timedelta(seconds=1)
+        recent = self.now() - dt.timedelta(seconds=1)
         self.jobs[job.pk] = job
         self.fired[job.pk] = max(self.fired.get(job.pk, recent), recent)
         self._push(job)
@@ -210,7 +217,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
         self.generation[job_id] = self.generation.get(job_id, 0) + 1  # its heap entries go stale
 
     def _push(self, job: Job) -> None:
-        upcoming = next(job.iter_fire_times(after=self.fired.get(job.pk) or timezone.now()), None)
+        upcoming = next(job.iter_fire_times(after=self.fired.get(job.pk) or self.now()), None)
         generation = self.generation[job.pk] = self.generation.get(job.pk, 0) + 1
         if upcoming is not None:
             heapq.heappush(self.heap, (upcoming, job.pk, generation))
@@ -222,12 +229,14 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
             job = self.jobs.get(job_id)
             if job is None or generation != self.generation.get(job_id):
                 continue  # edited, paused or deleted since it was pushed
-            due = []
+            due, owed = [], [slot]
             with self.quarantine.guard(job):
-                due = skipped_runs.settle(job, ENGINE, [slot], now)
+                # A stalled loop owes several slots: one misfire decision over all of them (coalesce).
+                owed += misfire.missed_slots(job, slot, now)
+                due = skipped_runs.settle(job, ENGINE, owed, now)
             for s in due:
                 self._send(job, s)
-            self.fired[job_id] = slot
+            self.fired[job_id] = owed[-1]
             with self.quarantine.guard(job):
                 self._push(job)
                 continue
