@@ -80,7 +80,7 @@ class LogWatch:
         needle = text.encode()
         for index, line in enumerate(self.pending):
             if needle in line:
-                del self.pending[:index + 1]
+                del self.pending[: index + 1]
                 return _logged_at(line)
         self.pending.clear()
         return None
@@ -92,10 +92,13 @@ class LogWatch:
             if seen is not None:
                 return seen
             if self.proc.poll() is not None:
-                raise common.BenchError(f"{self.proc.label} exited with {self.proc.returncode}; see {self.proc.log_path}")
+                raise common.BenchError(
+                    f"{self.proc.label} exited with {self.proc.returncode}; see {self.proc.log_path}"
+                )
             if time.monotonic() > deadline:
-                raise common.BenchError(f"{self.proc.label} did not log {text!r} within {timeout:g} s; "
-                                        f"see {self.proc.log_path}")
+                raise common.BenchError(
+                    f"{self.proc.label} did not log {text!r} within {timeout:g} s; see {self.proc.log_path}"
+                )
             time.sleep(0.02)
 
 

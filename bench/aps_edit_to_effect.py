@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import aps_common, aps_peer, common  # noqa: E402
+from bench import aps_common, aps_peer, common
 
 DB, PEER_DB = "taskhub_apsbench_edit", "taskhub_apsbench_edit_peer"
 AHEAD = 2.0
@@ -61,8 +61,17 @@ def _taskhub_jobs(count: int):
     from tasks_app.models import Job
 
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-    return [Job.objects.create(name=f"bench-edit-{i}", handler="number_sum", kwargs={"x": i, "y": 1},
-                               engine="apscheduler", schedule_type="once", run_at=later) for i in range(count)]
+    return [
+        Job.objects.create(
+            name=f"bench-edit-{i}",
+            handler="number_sum",
+            kwargs={"x": i, "y": 1},
+            engine="apscheduler",
+            schedule_type="once",
+            run_at=later,
+        )
+        for i in range(count)
+    ]
 
 
 def _move_job(job, target: dt.datetime, figures: dict) -> None:
@@ -105,23 +114,54 @@ def _report(edits: int, wait: float, figures: dict) -> str:
     late, stock_late = figures["late"], figures["stock_late"]
     never = f"never (within {wait:g} s)"
     rows = [
-        ["taskhub runapscheduler", edits, len(late), _ms(common.percentile(late, 50)), _ms(common.percentile(late, 95)),
-         _ms(min(late)), _ms(max(late)), _ms(common.percentile(figures["applied"], 50)),
-         _ms(common.percentile(figures["save"], 50))],
+        [
+            "taskhub runapscheduler",
+            edits,
+            len(late),
+            _ms(common.percentile(late, 50)),
+            _ms(common.percentile(late, 95)),
+            _ms(min(late)),
+            _ms(max(late)),
+            _ms(common.percentile(figures["applied"], 50)),
+            _ms(common.percentile(figures["save"], 50)),
+        ],
         ["stock django-apscheduler", edits, len(stock_late)]
-        + ([_ms(common.percentile(stock_late, 50)), _ms(common.percentile(stock_late, 95)), _ms(min(stock_late)),
-            _ms(max(stock_late))] if stock_late else ["never"] * 4) + ["n/a", "n/a"],
+        + (
+            [
+                _ms(common.percentile(stock_late, 50)),
+                _ms(common.percentile(stock_late, 95)),
+                _ms(min(stock_late)),
+                _ms(max(stock_late)),
+            ]
+            if stock_late
+            else ["never"] * 4
+        )
+        + ["n/a", "n/a"],
     ]
     stock_p50 = common.percentile(stock_late, 50) if stock_late else None
-    notes = [f"taskhub late p50 {_ms(common.percentile(late, 50)):.0f} ms; stock: "
-             + (f"{len(stock_late)} of {edits} took effect, p50 {_ms(stock_p50):.0f} ms" if stock_late
-                else f"{never} for all {edits} edits; it wakes only at the time it chose before the edit (DAPS #196)"),
-             f"each edit moves a one-off to fire {AHEAD:g} s ahead; late = handler start - new time",
-             "applied = save() returned -> runapscheduler logged 'applied job changes'; save = Job.save() call",
-             "stock edit = the stored row's next_run_time + pickled next_run_time/run_date (its admin cannot edit)",
-             "per edit (taskhub ms): " + " ".join(f"{_ms(v):.0f}" for v in late)]
-    headers = ["scheduler", "edits", "took_effect", "late_p50_ms", "late_p95_ms", "late_min_ms", "late_max_ms",
-               "applied_p50_ms", "save_p50_ms"]
+    notes = [
+        f"taskhub late p50 {_ms(common.percentile(late, 50)):.0f} ms; stock: "
+        + (
+            f"{len(stock_late)} of {edits} took effect, p50 {_ms(stock_p50):.0f} ms"
+            if stock_late
+            else f"{never} for all {edits} edits; it wakes only at the time it chose before the edit (DAPS #196)"
+        ),
+        f"each edit moves a one-off to fire {AHEAD:g} s ahead; late = handler start - new time",
+        "applied = save() returned -> runapscheduler logged 'applied job changes'; save = Job.save() call",
+        "stock edit = the stored row's next_run_time + pickled next_run_time/run_date (its admin cannot edit)",
+        "per edit (taskhub ms): " + " ".join(f"{_ms(v):.0f}" for v in late),
+    ]
+    headers = [
+        "scheduler",
+        "edits",
+        "took_effect",
+        "late_p50_ms",
+        "late_p95_ms",
+        "late_min_ms",
+        "late_max_ms",
+        "applied_p50_ms",
+        "save_p50_ms",
+    ]
     return common.table(f"aps_edit_to_effect: {edits} edits, both schedulers side by side", headers, rows, notes)
 
 
@@ -130,4 +170,6 @@ def _ms(seconds: float) -> float:
 
 
 if __name__ == "__main__":
-    common.main(run, "aps_edit_to_effect.py", "Edit-to-effect latency of runapscheduler against stock django-apscheduler.")
+    common.main(
+        run, "aps_edit_to_effect.py", "Edit-to-effect latency of runapscheduler against stock django-apscheduler."
+    )

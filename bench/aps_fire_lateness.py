@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import aps_common, aps_peer, common  # noqa: E402
+from bench import aps_common, aps_peer, common
 
 DB, PEER_DB = "taskhub_apsbench_fire", "taskhub_apsbench_fire_peer"
 WARMUP = 2.0  # seconds after ready before the window opens
@@ -76,9 +76,19 @@ def _stock_dropped(since, until) -> int:
 def _taskhub(bench, jobs: int, seconds: int) -> dict:
     from tasks_app.models import Job, JobRun
 
-    Job.objects.bulk_create([Job(name=f"bench-fire-{i}", handler="number_sum", kwargs={"x": i, "y": 1},
-                                 engine="apscheduler", schedule_type="interval", interval_seconds=1)
-                             for i in range(jobs)])
+    Job.objects.bulk_create(
+        [
+            Job(
+                name=f"bench-fire-{i}",
+                handler="number_sum",
+                kwargs={"x": i, "y": 1},
+                engine="apscheduler",
+                schedule_type="interval",
+                interval_seconds=1,
+            )
+            for i in range(jobs)
+        ]
+    )
     proc = bench.runapscheduler("taskhub-runapscheduler", DB)
     ready = aps_common.LogWatch(proc).wait_for(aps_common.LEADER_LINE, START_TIMEOUT)
     first = math.ceil(ready + WARMUP)  # a whole second: taskhub's ticks are
@@ -87,8 +97,10 @@ def _taskhub(bench, jobs: int, seconds: int) -> dict:
     since = dt.datetime.fromtimestamp(window[0], dt.UTC)
     until = dt.datetime.fromtimestamp(window[1], dt.UTC)
     runs = JobRun.objects.filter(scheduled_for__gte=since, scheduled_for__lt=until)
-    starts = [(tick.timestamp(), started.timestamp())
-              for tick, started in runs.filter(started_at__isnull=False).values_list("scheduled_for", "started_at")]
+    starts = [
+        (tick.timestamp(), started.timestamp())
+        for tick, started in runs.filter(started_at__isnull=False).values_list("scheduled_for", "started_at")
+    ]
     return {"starts": starts, "dropped": runs.filter(status="skipped").count(), "cpu": cpu}
 
 
@@ -115,20 +127,42 @@ def _report(jobs: int, seconds: int, taskhub: dict, stock: dict) -> str:
     for label, side in [("taskhub runapscheduler", taskhub), ("stock django-apscheduler", stock)]:
         late = common.lateness_ms(side["starts"])
         p[label] = [common.percentile(late, q) for q in (50, 95, 99)]
-        rows.append([label, jobs * seconds, len(late), side["dropped"], *p[label], max(late, default=math.nan),
-                     side["cpu"] * 100])
+        rows.append(
+            [
+                label,
+                jobs * seconds,
+                len(late),
+                side["dropped"],
+                *p[label],
+                max(late, default=math.nan),
+                side["cpu"] * 100,
+            ]
+        )
     (t50, t95, t99), (s50, s95, s99) = p.values()
-    notes = [f"stock / taskhub lateness: p50 {common.ratio(s50, t50):.2f}x, p95 {common.ratio(s95, t95):.2f}x, "
-             f"p99 {common.ratio(s99, t99):.2f}x",
-             "tick: taskhub = JobRun.scheduled_for; stock = start_date + floor(start - start_date) s (the interval "
-             "trigger's anchor, from its pickled state)",
-             "start: taskhub = JobRun.started_at; stock = time.time() at the job function's start",
-             "dropped: taskhub skipped runs; stock DjangoJobExecution 'Missed!'/'Max instances!' (1 s misfire grace)",
-             "the two schedulers ran one after the other, not side by side"]
-    headers = ["scheduler", "expected", "fires", "dropped", "late_p50_ms", "late_p95_ms", "late_p99_ms", "late_max_ms",
-               "cpu_pct"]
+    notes = [
+        f"stock / taskhub lateness: p50 {common.ratio(s50, t50):.2f}x, p95 {common.ratio(s95, t95):.2f}x, "
+        f"p99 {common.ratio(s99, t99):.2f}x",
+        "tick: taskhub = JobRun.scheduled_for; stock = start_date + floor(start - start_date) s (the interval "
+        "trigger's anchor, from its pickled state)",
+        "start: taskhub = JobRun.started_at; stock = time.time() at the job function's start",
+        "dropped: taskhub skipped runs; stock DjangoJobExecution 'Missed!'/'Max instances!' (1 s misfire grace)",
+        "the two schedulers ran one after the other, not side by side",
+    ]
+    headers = [
+        "scheduler",
+        "expected",
+        "fires",
+        "dropped",
+        "late_p50_ms",
+        "late_p95_ms",
+        "late_p99_ms",
+        "late_max_ms",
+        "cpu_pct",
+    ]
     return common.table(f"aps_fire_lateness: {jobs} jobs every 1 s for {seconds} s", headers, rows, notes)
 
 
 if __name__ == "__main__":
-    common.main(run, "aps_fire_lateness.py", "Fire lateness of runapscheduler against stock django-apscheduler, 1 s jobs.")
+    common.main(
+        run, "aps_fire_lateness.py", "Fire lateness of runapscheduler against stock django-apscheduler, 1 s jobs."
+    )

@@ -65,14 +65,28 @@ def main(argv=None) -> None:
     scheduler.add_jobstore(DjangoJobStore(), "default")
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
     for i in range(args.once):
-        scheduler.add_job(STAMP, "date", run_date=later, args=[f"once-{i}"], id=f"once-{i}",
-                          max_instances=1, replace_existing=True)
+        scheduler.add_job(
+            STAMP, "date", run_date=later, args=[f"once-{i}"], id=f"once-{i}", max_instances=1, replace_existing=True
+        )
     for i in range(args.interval):
-        scheduler.add_job(STAMP, "interval", seconds=1, args=[f"interval-{i}"], id=f"interval-{i}",
-                          max_instances=1, replace_existing=True)
+        scheduler.add_job(
+            STAMP,
+            "interval",
+            seconds=1,
+            args=[f"interval-{i}"],
+            id=f"interval-{i}",
+            max_instances=1,
+            replace_existing=True,
+        )
     for i in range(args.cron):
-        scheduler.add_job(STAMP, CronTrigger(hour=args.cron_hour, minute=i % 60, timezone="UTC"),
-                          args=[f"cron-{i}"], id=f"cron-{i}", max_instances=1, replace_existing=True)
+        scheduler.add_job(
+            STAMP,
+            CronTrigger(hour=args.cron_hour, minute=i % 60, timezone="UTC"),
+            args=[f"cron-{i}"],
+            id=f"cron-{i}",
+            max_instances=1,
+            replace_existing=True,
+        )
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import aps_common, common  # noqa: E402
+from bench import aps_common, common
 
 DB, PEER_DB = "taskhub_apsbench_scale", "taskhub_apsbench_scale_peer"
 SETTLE = 5.0
@@ -66,9 +66,19 @@ def _create_jobs(first: int, end: int, hour: int) -> None:
     from tasks_app.models import Job
 
     for begin in range(first, end, BATCH):
-        Job.objects.bulk_create([Job(name=f"bench-scale-{i}", handler="number_sum", kwargs={"x": i, "y": 1},
-                                     engine="apscheduler", schedule_type="cron", cron_expression=f"{i % 60} {hour} * * *")
-                                 for i in range(begin, min(end, begin + BATCH))])
+        Job.objects.bulk_create(
+            [
+                Job(
+                    name=f"bench-scale-{i}",
+                    handler="number_sum",
+                    kwargs={"x": i, "y": 1},
+                    engine="apscheduler",
+                    schedule_type="cron",
+                    cron_expression=f"{i % 60} {hour} * * *",
+                )
+                for i in range(begin, min(end, begin + BATCH))
+            ]
+        )
 
 
 def _empty_store() -> None:
@@ -149,24 +159,48 @@ def _sleep(bench, seconds: float) -> None:
 def _report(small: int, big: int, idle_window: float, figures: list[dict], setup: dict) -> str:
     rows = []
     for f in figures:
-        rows.append([f["label"], f["jobs"], f["startup_cold"], f.get("startup_warm", float("nan")), f["rss"], f["hwm"],
-                     f["idle_rate"] * 60, f.get("edit_applied", float("nan")) * 1000,
-                     f.get("edit_late", float("nan")) * 1000, f.get("edit_cpu", float("nan"))])
+        rows.append(
+            [
+                f["label"],
+                f["jobs"],
+                f["startup_cold"],
+                f.get("startup_warm", float("nan")),
+                f["rss"],
+                f["hwm"],
+                f["idle_rate"] * 60,
+                f.get("edit_applied", float("nan")) * 1000,
+                f.get("edit_late", float("nan")) * 1000,
+                f.get("edit_cpu", float("nan")),
+            ]
+        )
     small_side, big_side, stock = figures
     notes = [
-        f"one edit at {big} jobs: late {big_side['edit_late'] * 1000:.0f} ms, applied {big_side['edit_applied'] * 1000:.0f} ms "
+        f"one edit at {big} jobs: late {big_side['edit_late'] * 1000:.0f} ms, "
+        f"applied {big_side['edit_applied'] * 1000:.0f} ms "
         f"(goal: <= 500 ms); stock never applies an edit while running (see aps_edit_to_effect)",
         f"memory at {big} jobs, taskhub / stock: RSS {_x(big_side['rss'], stock['rss'])}, "
         f"peak {_x(big_side['hwm'], stock['hwm'])} (goal: <= 1.5x)",
-        f"idle CPU taskhub {big} / {small} jobs: {_x(big_side['idle_rate'], small_side['idle_rate'])} (goal: no growth); "
+        f"idle CPU taskhub {big} / {small} jobs: {_x(big_side['idle_rate'], small_side['idle_rate'])} "
+        "(goal: no growth); "
         f"taskhub / stock at {big}: {_x(big_side['idle_rate'], stock['idle_rate'])}",
         f"start-up at {big} jobs, taskhub / stock: cold {_x(big_side['startup_cold'], stock['startup_cold'])}, "
         f"warm {_x(big_side['startup_warm'], stock['startup_warm'])}",
-        f"idle window {idle_window:g} s; edit CPU = CPU over {EDIT_WINDOW:g} s from the save (apply + the run) minus the idle rate",
+        f"idle window {idle_window:g} s; edit CPU = CPU over {EDIT_WINDOW:g} s from the save (apply + the run) "
+        "minus the idle rate",
         f"setup: Job.objects.bulk_create of {big} jobs (full_clean each, projected per engine) took {setup[big]:.1f} s",
     ]
-    headers = ["scheduler", "jobs", "startup_cold_s", "startup_warm_s", "rss_mb", "hwm_mb", "idle_cpu_s_per_min",
-               "edit_applied_ms", "edit_late_ms", "edit_cpu_s"]
+    headers = [
+        "scheduler",
+        "jobs",
+        "startup_cold_s",
+        "startup_warm_s",
+        "rss_mb",
+        "hwm_mb",
+        "idle_cpu_s_per_min",
+        "edit_applied_ms",
+        "edit_late_ms",
+        "edit_cpu_s",
+    ]
     return common.table(f"aps_scale: {small} and {big} apscheduler jobs, none due", headers, rows, notes)
 
 

@@ -30,14 +30,35 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common  # noqa: E402
+from bench import common
 
 DB, PEER_DB = "taskhub_bench_scale", "taskhub_bench_scale_peer"
-ZONES = ["Pacific/Pago_Pago", "Pacific/Honolulu", "America/Anchorage", "America/Los_Angeles", "America/Denver",
-         "America/Chicago", "America/New_York", "America/Halifax", "America/Sao_Paulo", "Atlantic/South_Georgia",
-         "Atlantic/Azores", "UTC", "Europe/Berlin", "Europe/Athens", "Europe/Moscow", "Asia/Dubai", "Asia/Karachi",
-         "Asia/Dhaka", "Asia/Bangkok", "Asia/Shanghai", "Asia/Tokyo", "Australia/Brisbane", "Pacific/Noumea",
-         "Pacific/Auckland"]
+ZONES = [
+    "Pacific/Pago_Pago",
+    "Pacific/Honolulu",
+    "America/Anchorage",
+    "America/Los_Angeles",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+    "America/Halifax",
+    "America/Sao_Paulo",
+    "Atlantic/South_Georgia",
+    "Atlantic/Azores",
+    "UTC",
+    "Europe/Berlin",
+    "Europe/Athens",
+    "Europe/Moscow",
+    "Asia/Dubai",
+    "Asia/Karachi",
+    "Asia/Dhaka",
+    "Asia/Bangkok",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Brisbane",
+    "Pacific/Noumea",
+    "Pacific/Auckland",
+]
 START_TIMEOUT = 600.0
 EDIT_AHEAD = 2.0
 
@@ -50,8 +71,10 @@ def run(args) -> None:
         schedules = _schedules(count)
         _taskhub_jobs(schedules)
         _peer_tasks(schedules)
-        workers = [bench.worker("taskhub-worker", DB, common.REDIS_TASKHUB),
-                   bench.worker("peer-worker", PEER_DB, common.REDIS_PEER, "-I", "bench.peer_tasks")]
+        workers = [
+            bench.worker("taskhub-worker", DB, common.REDIS_TASKHUB),
+            bench.worker("peer-worker", PEER_DB, common.REDIS_PEER, "-I", "bench.peer_tasks"),
+        ]
         for worker in workers:
             bench.wait_for_line(worker, "worker ready", 60)
         figures = {"taskhub": {"jobs": count}, "stock": {"jobs": count}}
@@ -89,10 +112,19 @@ def _taskhub_jobs(schedules) -> None:
 
     from tasks_app.models import Job
 
-    jobs = [Job(name=f"bench-scale-{i:05d}", handler="number_sum", kwargs={"x": i, "y": 1}, engine="celery",
-                schedule_type="cron", cron_expression=f"{minute} {hour} * * *", timezone=zone)
-            for i, (minute, hour, zone) in enumerate(schedules)]
-    for job in jobs[:len(ZONES) * 2]:
+    jobs = [
+        Job(
+            name=f"bench-scale-{i:05d}",
+            handler="number_sum",
+            kwargs={"x": i, "y": 1},
+            engine="celery",
+            schedule_type="cron",
+            cron_expression=f"{minute} {hour} * * *",
+            timezone=zone,
+        )
+        for i, (minute, hour, zone) in enumerate(schedules)
+    ]
+    for job in jobs[: len(ZONES) * 2]:
         job.full_clean()  # a sample through the model's validation; the rest are the same shapes
     QuerySet.bulk_create(Job.objects.all(), jobs, batch_size=2000)
 
@@ -103,12 +135,19 @@ def _peer_tasks(schedules) -> None:
     with common.peer():
         crontabs = {}
         for minute, hour, zone in sorted(set(schedules)):
-            crontabs[minute, hour, zone] = CrontabSchedule(minute=str(minute), hour=str(hour), day_of_week="*",
-                                                           day_of_month="*", month_of_year="*", timezone=zone)
+            crontabs[minute, hour, zone] = CrontabSchedule(
+                minute=str(minute), hour=str(hour), day_of_week="*", day_of_month="*", month_of_year="*", timezone=zone
+            )
         CrontabSchedule.objects.bulk_create(crontabs.values(), batch_size=2000)
-        tasks = [PeriodicTask(name=f"bench-scale-{i:05d}", task="bench.peer.stamp", crontab=crontabs[key],
-                              kwargs=json.dumps({"tag": f"bench-scale-{i:05d}"}))
-                 for i, key in enumerate(schedules)]
+        tasks = [
+            PeriodicTask(
+                name=f"bench-scale-{i:05d}",
+                task="bench.peer.stamp",
+                crontab=crontabs[key],
+                kwargs=json.dumps({"tag": f"bench-scale-{i:05d}"}),
+            )
+            for i, key in enumerate(schedules)
+        ]
         PeriodicTask.objects.bulk_create(tasks, batch_size=2000)
         PeriodicTasks.update_changed()
 
@@ -120,18 +159,29 @@ def _start_taskhub(bench, figures: dict):
     from tasks_app.models import Job, JobRun
 
     due = timezone.now() + dt.timedelta(seconds=1)
-    sentinel = Job.objects.create(name="bench-scale-sentinel", handler="number_sum", kwargs={"x": 0, "y": 0},
-                                  engine="celery", schedule_type="once", run_at=due)
+    sentinel = Job.objects.create(
+        name="bench-scale-sentinel",
+        handler="number_sum",
+        kwargs={"x": 0, "y": 0},
+        engine="celery",
+        schedule_type="once",
+        run_at=due,
+    )
     _sleep_until(due.timestamp() + 0.5)  # due before the beat starts: it is sent while the schedule loads
     beat = bench.beat("taskhub-beat", DB, common.REDIS_TASKHUB)
     seen = bench.wait_for_line(beat, "beat loaded jobs", START_TIMEOUT)
     line = next(json.loads(x) for x in common.log_text(beat).splitlines() if '"beat loaded jobs"' in x)
-    run = common.wait_until(lambda: JobRun.objects.filter(job=sentinel, started_at__isnull=False).first(),
-                            START_TIMEOUT)
+    run = common.wait_until(
+        lambda: JobRun.objects.filter(job=sentinel, started_at__isnull=False).first(), START_TIMEOUT
+    )
     if run is None:
         raise common.BenchError("taskhub's sentinel did not run")
-    figures.update(loaded=line["jobs"] - 1, to_loaded=seen - beat.started, load_reported=line["seconds"],
-                   to_first_fire=run.started_at.timestamp() - beat.started)
+    figures.update(
+        loaded=line["jobs"] - 1,
+        to_loaded=seen - beat.started,
+        load_reported=line["seconds"],
+        to_first_fire=run.started_at.timestamp() - beat.started,
+    )
     return beat
 
 
@@ -142,9 +192,13 @@ def _start_stock(bench, figures: dict):
 
     due = timezone.now() + dt.timedelta(seconds=1)
     with common.peer():
-        PeriodicTask.objects.create(name="bench-scale-sentinel", task="bench.peer.stamp", one_off=True,
-                                    clocked=ClockedSchedule.objects.create(clocked_time=due),
-                                    kwargs=json.dumps({"tag": "bench-scale-sentinel"}))
+        PeriodicTask.objects.create(
+            name="bench-scale-sentinel",
+            task="bench.peer.stamp",
+            one_off=True,
+            clocked=ClockedSchedule.objects.create(clocked_time=due),
+            kwargs=json.dumps({"tag": "bench-scale-sentinel"}),
+        )
     _sleep_until(due.timestamp() + 0.5)
     beat = bench.beat("stock-beat", PEER_DB, common.REDIS_PEER, "-S", common.STOCK_SCHEDULER)
     with common.peer():
@@ -153,8 +207,12 @@ def _start_stock(bench, figures: dict):
     stamp = common.wait_until(lambda: _stamp("bench-scale-sentinel"), START_TIMEOUT)
     if stamp is None:
         raise common.BenchError("the stock beat's sentinel did not run")
-    figures.update(loaded=loaded - 1, to_loaded=float("nan"), load_reported=float("nan"),
-                   to_first_fire=stamp["started"] - beat.started)
+    figures.update(
+        loaded=loaded - 1,
+        to_loaded=float("nan"),
+        load_reported=float("nan"),
+        to_first_fire=stamp["started"] - beat.started,
+    )
     return beat
 
 
@@ -203,6 +261,7 @@ def _edit_job(target: dt.datetime):
     def started():
         run = JobRun.objects.filter(job=job, scheduled_for=target, started_at__isnull=False).first()
         return run.started_at.timestamp() if run else None
+
     return started
 
 
@@ -218,6 +277,7 @@ def _edit_task(target: dt.datetime):
     def started():
         stamp = _stamp("bench-scale-00007")
         return stamp["started"] if stamp else None
+
     return started
 
 
@@ -225,21 +285,47 @@ def _report(count: int, idle_window: float, edit_window: float, figures: dict) -
     rows = []
     for side, label in [("taskhub", "taskhub beat"), ("stock", "django-celery-beat DatabaseScheduler")]:
         f = figures[side]
-        rows.append([label, f["jobs"], f["loaded"], f["to_loaded"], f["load_reported"], f["to_first_fire"], f["rss"],
-                     f["peak"], f["idle_cpu_per_min"], f["edit_late"] * 1000, f["edit_cpu"]])
+        rows.append(
+            [
+                label,
+                f["jobs"],
+                f["loaded"],
+                f["to_loaded"],
+                f["load_reported"],
+                f["to_first_fire"],
+                f["rss"],
+                f["peak"],
+                f["idle_cpu_per_min"],
+                f["edit_late"] * 1000,
+                f["edit_cpu"],
+            ]
+        )
     t, s = figures["taskhub"], figures["stock"]
-    notes = [f"stock / taskhub: start-up {common.ratio(s['to_first_fire'], t['to_first_fire']):.2f}x, "
-             f"RSS {common.ratio(s['rss'], t['rss']):.2f}x, "
-             f"idle CPU {common.ratio(s['idle_cpu_per_min'], t['idle_cpu_per_min']):.2f}x, "
-             f"edit lateness {common.ratio(s['edit_late'], t['edit_late']):.1f}x",
-             "to_loaded_s: spawn to the 'beat loaded jobs' line (load_s: the load time that line reports); "
-             "to_first_fire_s: spawn to the start of a sentinel already due at spawn",
-             f"idle_cpu: over the same {idle_window:g} s idle window, scaled to one minute; "
-             f"edit_cpu: CPU seconds in the {edit_window:g} s after the edit minus the idle rate",
-             "loaded: jobs in the beat's schedule (stock: its +-2 h crontab pre-filter, counted with its own query)",
-             common.machine_note()]
-    headers = ["scheduler", "jobs", "loaded", "to_loaded_s", "load_s", "to_first_fire_s", "rss_mb", "peak_rss_mb",
-               "idle_cpu_s_per_min", "edit_late_ms", "edit_cpu_s"]
+    notes = [
+        f"stock / taskhub: start-up {common.ratio(s['to_first_fire'], t['to_first_fire']):.2f}x, "
+        f"RSS {common.ratio(s['rss'], t['rss']):.2f}x, "
+        f"idle CPU {common.ratio(s['idle_cpu_per_min'], t['idle_cpu_per_min']):.2f}x, "
+        f"edit lateness {common.ratio(s['edit_late'], t['edit_late']):.1f}x",
+        "to_loaded_s: spawn to the 'beat loaded jobs' line (load_s: the load time that line reports); "
+        "to_first_fire_s: spawn to the start of a sentinel already due at spawn",
+        f"idle_cpu: over the same {idle_window:g} s idle window, scaled to one minute; "
+        f"edit_cpu: CPU seconds in the {edit_window:g} s after the edit minus the idle rate",
+        "loaded: jobs in the beat's schedule (stock: its +-2 h crontab pre-filter, counted with its own query)",
+        common.machine_note(),
+    ]
+    headers = [
+        "scheduler",
+        "jobs",
+        "loaded",
+        "to_loaded_s",
+        "load_s",
+        "to_first_fire_s",
+        "rss_mb",
+        "peak_rss_mb",
+        "idle_cpu_s_per_min",
+        "edit_late_ms",
+        "edit_cpu_s",
+    ]
     return common.table(f"beat_scale: {count} enabled cron jobs, none due during the run", headers, rows, notes)
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common  # noqa: E402
+from bench import common
 
 DB = "taskhub_bench_run_path"
 WARMUP = 20
@@ -40,8 +40,10 @@ VARIANTS = {
     "c": ("bench.peer.add_anyio_run", "plain task + anyio.run per call"),
     "d": ("bench.peer.add_process_loop", "plain task + long-lived loop"),
 }
-WORKERS = [("", "taskhub.settings", ["taskhub", "a", "b", "c", "d"]),
-           ("*", "bench.settings_db_reuse", ["taskhub", "a"])]
+WORKERS = [
+    ("", "taskhub.settings", ["taskhub", "a", "b", "c", "d"]),
+    ("*", "bench.settings_db_reuse", ["taskhub", "a"]),
+]
 
 
 def run(args) -> None:
@@ -56,12 +58,19 @@ def run(args) -> None:
         job = _job()
         results = {}
         for mark, settings, labels in WORKERS:
-            worker = bench.worker("worker-db-reuse" if mark else "worker", DB, common.REDIS_TASKHUB,
-                                  "-I", "bench.peer_tasks", DJANGO_SETTINGS_MODULE=settings)
+            worker = bench.worker(
+                "worker-db-reuse" if mark else "worker",
+                DB,
+                common.REDIS_TASKHUB,
+                "-I",
+                "bench.peer_tasks",
+                DJANGO_SETTINGS_MODULE=settings,
+            )
             bench.wait_for_line(worker, "worker ready", 60)
             with app.producer_or_acquire() as producer:
-                measured = {label: _measure(bench, broker, worker, _sender(app, producer, job, label), n)
-                            for label in labels}
+                measured = {
+                    label: _measure(bench, broker, worker, _sender(app, producer, job, label), n) for label in labels
+                }
             time.sleep(1.0)  # the worker's log writer is a thread: let it catch up
             for label, (wall, offset, sessions) in measured.items():
                 results[label + mark] = (wall, _trace_lines(worker, offset, VARIANTS[label][0]), sessions)
@@ -76,9 +85,15 @@ def _job():
 
     # A one-off far ahead never fires by itself; max_running above the concurrency keeps
     # parallel runs of this one job from being skipped as overlaps.
-    return Job.objects.create(name="bench-run-path", handler="number_sum", kwargs={"x": 20, "y": 22},
-                              engine="celery", schedule_type="once", max_running=4,
-                              run_at=timezone.now() + dt.timedelta(days=365))
+    return Job.objects.create(
+        name="bench-run-path",
+        handler="number_sum",
+        kwargs={"x": 20, "y": 22},
+        engine="celery",
+        schedule_type="once",
+        max_running=4,
+        run_at=timezone.now() + dt.timedelta(days=365),
+    )
 
 
 def _sender(app, producer, job, label: str):
@@ -96,6 +111,7 @@ def _sender(app, producer, job, label: str):
     def send():
         slot = base + dt.timedelta(milliseconds=next(counter))  # its own slot, so its own JobRun
         app.send_task(TASK, kwargs=message_kwargs(job.pk, slot), producer=producer, **options)
+
     return send
 
 
@@ -154,13 +170,27 @@ def _report(n: int, results: dict, job) -> str:
     for label, (wall, traces, sessions) in results.items():
         runtimes = [t["runtime"] * 1000 for t in traces]
         rate = n / wall
-        rows.append([f"{label}: {VARIANTS[label.rstrip('*')][1]}", n, len(traces), wall, rate, rate / base_rate,
-                     common.percentile(runtimes, 50), common.percentile(runtimes, 95), sessions / n])
+        rows.append(
+            [
+                f"{label}: {VARIANTS[label.rstrip('*')][1]}",
+                n,
+                len(traces),
+                wall,
+                rate,
+                rate / base_rate,
+                common.percentile(runtimes, 50),
+                common.percentile(runtimes, 95),
+                sessions / n,
+            ]
+        )
     runs = JobRun.objects.filter(job=job)
     runs_expected = (n + WARMUP) * sum("taskhub" in labels for _, _, labels in WORKERS)
     results_expected = (n + WARMUP) * sum("a" in labels for _, _, labels in WORKERS)
-    durations = list(runs.filter(status="succeeded").order_by("scheduled_for")
-                     .values_list("duration_seconds", flat=True)[:n + WARMUP])
+    durations = list(
+        runs.filter(status="succeeded")
+        .order_by("scheduled_for")
+        .values_list("duration_seconds", flat=True)[: n + WARMUP]
+    )
     tenth = max(1, len(durations) // 10)
     rate = {label: n / wall for label, (wall, _, _) in results.items()}
     notes = [
@@ -176,10 +206,20 @@ def _report(n: int, results: dict, job) -> str:
         "wall: first send to broker empty (waiting + unacked); runtime: the worker's own 'succeeded in' figure",
         common.machine_note(),
     ]
-    headers = ["variant", "n", "completed", "wall_s", "tasks_per_s", "x_taskhub", "runtime_p50_ms", "runtime_p95_ms",
-               "pg_sessions_per_task"]
-    return common.table(f"celery_run_path: {n} runs per variant, prefork -c 2, prefetch 1, acks_late", headers,
-                        rows, notes)
+    headers = [
+        "variant",
+        "n",
+        "completed",
+        "wall_s",
+        "tasks_per_s",
+        "x_taskhub",
+        "runtime_p50_ms",
+        "runtime_p95_ms",
+        "pg_sessions_per_task",
+    ]
+    return common.table(
+        f"celery_run_path: {n} runs per variant, prefork -c 2, prefetch 1, acks_late", headers, rows, notes
+    )
 
 
 def _ms(seconds) -> str:

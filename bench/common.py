@@ -52,8 +52,20 @@ TEMPLATE_DB = "taskhub_bench_template"
 LOCK_PATH = Path(tempfile.gettempdir()) / "taskhub-bench.lock"
 LOCK_WAIT = float(os.environ.get("BENCH_LOCK_WAIT", "600"))
 # Variables of ours a subprocess must not inherit unless we set them.
-OURS = ("DEBUG", "SECRET_KEY", "DATABASE_URL", "TASKHUB_", "CELERY_", "REDIS_URL", "DJANGO_SETTINGS_MODULE",
-        "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "SECURE_", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE")
+OURS = (
+    "DEBUG",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "TASKHUB_",
+    "CELERY_",
+    "REDIS_URL",
+    "DJANGO_SETTINGS_MODULE",
+    "ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS",
+    "SECURE_",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+)
 
 
 class BenchError(Exception):
@@ -92,10 +104,18 @@ def database_url(name: str) -> str:
 def process_env(database: str, broker: str, **overrides: str) -> dict[str, str]:
     """The environment of a taskhub process on ``database`` and ``broker`` (ours only, no .env)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
-    env.update(SECRET_KEY="bench-only-not-a-secret", DATABASE_URL=database_url(database), CELERY_BROKER_URL=broker,
-               REDIS_URL=broker, TASKHUB_ENV_FILE=os.devnull, TASKHUB_SECRETS_FILE=os.devnull,
-               DJANGO_SETTINGS_MODULE="taskhub.settings", TASKHUB_HANDLER_MODULES="tasks_app.handlers.bundled",
-               TASKHUB_LOG_LEVEL="INFO", PYTHONPATH=str(ROOT))
+    env.update(
+        SECRET_KEY="bench-only-not-a-secret",
+        DATABASE_URL=database_url(database),
+        CELERY_BROKER_URL=broker,
+        REDIS_URL=broker,
+        TASKHUB_ENV_FILE=os.devnull,
+        TASKHUB_SECRETS_FILE=os.devnull,
+        DJANGO_SETTINGS_MODULE="taskhub.settings",
+        TASKHUB_HANDLER_MODULES="tasks_app.handlers.bundled",
+        TASKHUB_LOG_LEVEL="INFO",
+        PYTHONPATH=str(ROOT),
+    )
     env.update(overrides)
     return env
 
@@ -126,8 +146,13 @@ def peer():
 
 def setup_django(database: str, peer_database: str | None = None, broker: str = REDIS_TASKHUB) -> None:
     """Make this process a Django client of ``database`` (and ``peer_database`` as alias ``peer``)."""
-    os.environ.update({k: v for k, v in process_env(database, broker, TASKHUB_LOG_LEVEL="WARNING").items()
-                       if k.startswith(OURS) or k.startswith("TASKHUB_")})
+    os.environ.update(
+        {
+            k: v
+            for k, v in process_env(database, broker, TASKHUB_LOG_LEVEL="WARNING").items()
+            if k.startswith(OURS) or k.startswith("TASKHUB_")
+        }
+    )
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
     if peer_database:
         os.environ["BENCH_PEER_DATABASE_URL"] = database_url(peer_database)
@@ -164,15 +189,17 @@ def _drop(conn, name: str) -> None:
 
 def _migrate(name: str, log_dir: Path) -> None:
     env = process_env(name, REDIS_TASKHUB, TASKHUB_LOG_LEVEL="WARNING")
-    done = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     if done.returncode:
         (log_dir / f"migrate-{name}.log").write_text(done.stdout + done.stderr)
         raise BenchError(f"migrate into {name} failed (exit {done.returncode}); see {log_dir}")
 
 
-def create_databases(names: list[str], log_dir: Path, prefix: str = "taskhub_bench",
-                     template: str = TEMPLATE_DB) -> None:
+def create_databases(
+    names: list[str], log_dir: Path, prefix: str = "taskhub_bench", template: str = TEMPLATE_DB
+) -> None:
     """Fresh, migrated ``names`` (copies of ``template``, migrated once per run); all start with ``prefix``."""
     for name in (*names, template):
         if not name.startswith(prefix):
@@ -285,8 +312,9 @@ class Bench:
 
     def start(self, label: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{label}.log", "w")
-        proc = subprocess.Popen([PYTHON, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [PYTHON, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         proc.label, proc.log_path, proc.started = label, self.log_dir / f"{label}.log", time.time()
         self.procs.append(proc)
@@ -294,13 +322,41 @@ class Bench:
 
     def worker(self, label: str, database: str, broker: str, *extra: str, **env) -> subprocess.Popen:
         """A worker as deployed: prefork, concurrency 2, prefetch 1, acks_late (from settings)."""
-        args = ["-m", "celery", "-A", "taskhub", "worker", "--loglevel", "INFO", "-P", "prefork", "-c", "2",
-                "--prefetch-multiplier", "1", "--without-mingle", "--without-gossip", "-n", f"{label}@%h", *extra]
+        args = [
+            "-m",
+            "celery",
+            "-A",
+            "taskhub",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "-P",
+            "prefork",
+            "-c",
+            "2",
+            "--prefetch-multiplier",
+            "1",
+            "--without-mingle",
+            "--without-gossip",
+            "-n",
+            f"{label}@%h",
+            *extra,
+        ]
         return self.start(label, args, process_env(database, broker, **env))
 
     def beat(self, label: str, database: str, broker: str, *extra: str, **env) -> subprocess.Popen:
-        args = ["-m", "celery", "-A", "taskhub", "beat", "--loglevel", "INFO",
-                "--schedule", str(self.log_dir / f"{label}-schedule"), *extra]
+        args = [
+            "-m",
+            "celery",
+            "-A",
+            "taskhub",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(self.log_dir / f"{label}-schedule"),
+            *extra,
+        ]
         return self.start(label, args, process_env(database, broker, **env))
 
     def stop(self, proc: subprocess.Popen) -> None:
@@ -348,8 +404,10 @@ def _wait_for_lock(handle, wait: float = LOCK_WAIT, reason: str = "") -> None:
         except BlockingIOError:
             if time.monotonic() > deadline:
                 handle.close()
-                raise BenchError(f"another benchmark held {LOCK_PATH} for {wait:g} s{reason}; "
-                                 "run them one at a time (or set BENCH_LOCK_WAIT)") from None
+                raise BenchError(
+                    f"another benchmark held {LOCK_PATH} for {wait:g} s{reason}; "
+                    "run them one at a time (or set BENCH_LOCK_WAIT)"
+                ) from None
             if not told:
                 sys.stderr.write(f"waiting for another benchmark to release {LOCK_PATH}\n")
                 told = True
@@ -406,8 +464,12 @@ def start_sides(bench: Bench, database: str, peer_database: str, timeout: float 
         "taskhub_beat": bench.beat("taskhub-beat", database, REDIS_TASKHUB),
         "peer_beat": bench.beat("stock-beat", peer_database, REDIS_PEER, "-S", STOCK_SCHEDULER),
     }
-    for key, text in [("taskhub_worker", "worker ready"), ("peer_worker", "worker ready"),
-                      ("taskhub_beat", "beat loaded jobs"), ("peer_beat", "beat: Starting")]:
+    for key, text in [
+        ("taskhub_worker", "worker ready"),
+        ("peer_worker", "worker ready"),
+        ("taskhub_beat", "beat loaded jobs"),
+        ("peer_beat", "beat: Starting"),
+    ]:
         bench.wait_for_line(procs[key], text, timeout)
     return procs
 
@@ -421,4 +483,3 @@ def peer_stamps() -> list[dict]:
     with peer():
         results = TaskResult.objects.filter(task_name="bench.peer.stamp", status="SUCCESS")
         return [json.loads(r) for r in results.values_list("result", flat=True)]
-

@@ -31,9 +31,16 @@ def psql(sql: str) -> None:
 
 def setup_django() -> None:
     sys.path.insert(0, str(ROOT))
-    os.environ.update({"DATABASE_URL": f"{PG_SERVER}/{DB}", "DJANGO_SETTINGS_MODULE": "taskhub.settings",
-                       "TASKHUB_ENV_FILE": os.devnull, "TASKHUB_SECRETS_FILE": os.devnull,
-                       "ALLOWED_HOSTS": "testserver,localhost", "DEBUG": "false"})
+    os.environ.update(
+        {
+            "DATABASE_URL": f"{PG_SERVER}/{DB}",
+            "DJANGO_SETTINGS_MODULE": "taskhub.settings",
+            "TASKHUB_ENV_FILE": os.devnull,
+            "TASKHUB_SECRETS_FILE": os.devnull,
+            "ALLOWED_HOSTS": "testserver,localhost",
+            "DEBUG": "false",
+        }
+    )
     os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
     os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/7")  # the worker ping; not a shared DB
     import django
@@ -46,8 +53,19 @@ def fill(runs: int, jobs: int = 200) -> None:
 
     from tasks_app.models import Job, JobRun
 
-    Job.objects.bulk_create([Job(name=f"bench-{i:03d}", handler="number_sum", kwargs={"x": 1, "y": 2},
-                                 schedule_type="interval", interval_seconds=60, engine="celery") for i in range(jobs)])
+    Job.objects.bulk_create(
+        [
+            Job(
+                name=f"bench-{i:03d}",
+                handler="number_sum",
+                kwargs={"x": 1, "y": 2},
+                schedule_type="interval",
+                interval_seconds=60,
+                engine="celery",
+            )
+            for i in range(jobs)
+        ]
+    )
     ids = list(Job.objects.values_list("pk", flat=True))
     now, rng = timezone.now(), random.Random(7)
     batch = []
@@ -56,12 +74,19 @@ def fill(runs: int, jobs: int = 200) -> None:
         status = rng.choice(STATUSES)
         finished = status not in ("queued", "running")
         seconds = rng.lognormvariate(0, 1.2) * (1 + ids[i % jobs] % 7) if finished else None
-        batch.append(JobRun(job_id=ids[i % jobs], engine="celery", status=status, created_at=created,
-                            scheduled_for=now - dt.timedelta(days=2, seconds=i),  # one slot per run
-                            started_at=created if status != "queued" else None,
-                            finished_at=created + dt.timedelta(seconds=seconds) if finished else None,
-                            duration_seconds=seconds,
-                            error="Traceback ...\nRuntimeError: bench" if status in ("failed", "timed_out") else ""))
+        batch.append(
+            JobRun(
+                job_id=ids[i % jobs],
+                engine="celery",
+                status=status,
+                created_at=created,
+                scheduled_for=now - dt.timedelta(days=2, seconds=i),  # one slot per run
+                started_at=created if status != "queued" else None,
+                finished_at=created + dt.timedelta(seconds=seconds) if finished else None,
+                duration_seconds=seconds,
+                error="Traceback ...\nRuntimeError: bench" if status in ("failed", "timed_out") else "",
+            )
+        )
         if len(batch) == 5000:
             JobRun.objects.bulk_create(batch)
             batch = []
@@ -128,8 +153,12 @@ def render(renders: int) -> int:
     p50, worst = timings(runs_only, renders)
     print(f"  of which the run queries: p50 {p50:.0f} ms, max {worst:.0f} ms")
     now = timezone.now()
-    for name, query in [("timeline", lambda: dashboard.timeline(now)), ("failing", dashboard.failing_jobs),
-                        ("slowest", lambda: dashboard.slowest_jobs(now)), ("oldest queued", dashboard.oldest_queued)]:
+    for name, query in [
+        ("timeline", lambda: dashboard.timeline(now)),
+        ("failing", dashboard.failing_jobs),
+        ("slowest", lambda: dashboard.slowest_jobs(now)),
+        ("oldest queued", dashboard.oldest_queued),
+    ]:
         print(f"    {name}: p50 {timings(query, renders)[0]:.0f} ms")
     return 0
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common  # noqa: E402
+from bench import common
 
 DB, PEER_DB = "taskhub_bench_edit", "taskhub_bench_edit_peer"
 AHEAD = 2.0
@@ -59,8 +59,17 @@ def _taskhub_jobs(count: int):
     from tasks_app.models import Job
 
     later = timezone.now() + dt.timedelta(hours=1)
-    return [Job.objects.create(name=f"bench-edit-{i}", handler="number_sum", kwargs={"x": i, "y": 1}, engine="celery",
-                               schedule_type="once", run_at=later) for i in range(count)]
+    return [
+        Job.objects.create(
+            name=f"bench-edit-{i}",
+            handler="number_sum",
+            kwargs={"x": i, "y": 1},
+            engine="celery",
+            schedule_type="once",
+            run_at=later,
+        )
+        for i in range(count)
+    ]
 
 
 def _peer_tasks(count: int):
@@ -69,9 +78,16 @@ def _peer_tasks(count: int):
 
     with common.peer():
         later = ClockedSchedule.objects.create(clocked_time=timezone.now() + dt.timedelta(hours=1))
-        return [PeriodicTask.objects.create(name=f"bench-edit-{i}", task="bench.peer.stamp", clocked=later,
-                                            one_off=True, kwargs=f'{{"tag": "bench-edit-{i}"}}')
-                for i in range(count)]
+        return [
+            PeriodicTask.objects.create(
+                name=f"bench-edit-{i}",
+                task="bench.peer.stamp",
+                clocked=later,
+                one_off=True,
+                kwargs=f'{{"tag": "bench-edit-{i}"}}',
+            )
+            for i in range(count)
+        ]
 
 
 def _move_job(job, target: dt.datetime) -> None:
@@ -114,15 +130,26 @@ def _report(edits: int, measured: dict, saves: dict) -> str:
     rows = []
     for side, label in [("taskhub", "taskhub beat (LISTEN/NOTIFY)"), ("stock", "django-celery-beat DatabaseScheduler")]:
         late = measured[side]
-        rows.append([label, len(late), _ms(common.percentile(late, 50)), _ms(common.percentile(late, 95)),
-                     _ms(min(late)), _ms(max(late)), _ms(common.percentile(saves[side], 50))])
+        rows.append(
+            [
+                label,
+                len(late),
+                _ms(common.percentile(late, 50)),
+                _ms(common.percentile(late, 95)),
+                _ms(min(late)),
+                _ms(max(late)),
+                _ms(common.percentile(saves[side], 50)),
+            ]
+        )
     p50 = {side: common.percentile(values, 50) for side, values in measured.items()}
-    notes = [f"stock / taskhub lateness p50: {common.ratio(p50['stock'], p50['taskhub']):.1f}x",
-             f"each edit moves a one-off to fire {AHEAD:g} s ahead; lateness = handler start - new time; "
-             "save = the edit's save() call",
-             "per edit (taskhub/stock ms): "
-             + "  ".join(f"{t * 1000:.0f}/{s * 1000:.0f}" for t, s in zip(measured["taskhub"], measured["stock"])),
-             common.machine_note()]
+    notes = [
+        f"stock / taskhub lateness p50: {common.ratio(p50['stock'], p50['taskhub']):.1f}x",
+        f"each edit moves a one-off to fire {AHEAD:g} s ahead; lateness = handler start - new time; "
+        "save = the edit's save() call",
+        "per edit (taskhub/stock ms): "
+        + "  ".join(f"{t * 1000:.0f}/{s * 1000:.0f}" for t, s in zip(measured["taskhub"], measured["stock"])),
+        common.machine_note(),
+    ]
     headers = ["scheduler", "edits", "late_p50_ms", "late_p95_ms", "late_min_ms", "late_max_ms", "save_p50_ms"]
     return common.table(f"edit_to_effect: {edits} edits, both beats and workers side by side", headers, rows, notes)
 

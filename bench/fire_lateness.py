@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common  # noqa: E402
+from bench import common
 
 DB, PEER_DB = "taskhub_bench_fire", "taskhub_bench_fire_peer"
 LEAD = 10  # seconds from creating the stock rows to their first tick A: time for two processes to start
@@ -60,8 +60,9 @@ def _taskhub_side(bench, jobs: int, seconds: int) -> dict:
     for record in _records(beat, '"fired"'):
         fired[record["job"]][dt.datetime.fromisoformat(record["scheduled_for"]).timestamp()] = _at(record)
     starts = _taskhub_starts(window)
-    dispatch = {name: [(tick, fired[name].get(tick, float("nan"))) for tick, _ in fires]
-                for name, fires in starts.items()}
+    dispatch = {
+        name: [(tick, fired[name].get(tick, float("nan"))) for tick, _ in fires] for name, fires in starts.items()
+    }
     bench.stop(beat), bench.stop(worker)
     return {"starts": starts, "dispatch": dispatch, "window": window}
 
@@ -118,8 +119,14 @@ def _taskhub_jobs(count: int) -> None:
     from tasks_app.models import Job
 
     for i in range(count):
-        Job.objects.create(name=f"bench-fire-{i}", handler="number_sum", kwargs={"x": i, "y": 1}, engine="celery",
-                           schedule_type="interval", interval_seconds=1)
+        Job.objects.create(
+            name=f"bench-fire-{i}",
+            handler="number_sum",
+            kwargs={"x": i, "y": 1},
+            engine="celery",
+            schedule_type="interval",
+            interval_seconds=1,
+        )
 
 
 def _peer_tasks(count: int, first_tick: dt.datetime) -> None:
@@ -128,9 +135,13 @@ def _peer_tasks(count: int, first_tick: dt.datetime) -> None:
     with common.peer():
         every_second = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.SECONDS)
         for i in range(count):
-            PeriodicTask.objects.create(name=f"bench-fire-{i}", task="bench.peer.stamp", interval=every_second,
-                                        kwargs=f'{{"tag": "bench-fire-{i}"}}',
-                                        last_run_at=first_tick - dt.timedelta(seconds=1))
+            PeriodicTask.objects.create(
+                name=f"bench-fire-{i}",
+                task="bench.peer.stamp",
+                interval=every_second,
+                kwargs=f'{{"tag": "bench-fire-{i}"}}',
+                last_run_at=first_tick - dt.timedelta(seconds=1),
+            )
 
 
 def _taskhub_starts(window) -> dict[str, list[tuple[float, float]]]:
@@ -138,8 +149,11 @@ def _taskhub_starts(window) -> dict[str, list[tuple[float, float]]]:
     from tasks_app.models import JobRun
 
     starts = defaultdict(list)
-    runs = (JobRun.objects.filter(scheduled_for__gte=window[0], scheduled_for__lt=window[1], started_at__isnull=False)
-            .values_list("job__name", "scheduled_for", "started_at").order_by("scheduled_for"))
+    runs = (
+        JobRun.objects.filter(scheduled_for__gte=window[0], scheduled_for__lt=window[1], started_at__isnull=False)
+        .values_list("job__name", "scheduled_for", "started_at")
+        .order_by("scheduled_for")
+    )
     for name, tick, started in runs:
         starts[name].append((tick.timestamp(), started.timestamp()))
     return starts
@@ -167,22 +181,49 @@ def _report(jobs: int, seconds: int, taskhub: dict, stock: dict) -> str:
         gaps = [(b[1] - a[1] - 1) * 1000 for fires in starts.values() for a, b in zip(fires, fires[1:])]
         in_window = sum(1 for fires in starts.values() for _, s in fires if begin <= s < end)
         p50[label] = common.percentile(late, 50)
-        rows.append([label, jobs * seconds, len(late), in_window, common.percentile(late, 50),
-                     common.percentile(late, 95), common.percentile(late, 99), max(late, default=float("nan")),
-                     common.percentile(dispatch, 50), common.percentile(dispatch, 95), common.percentile(dispatch, 99),
-                     common.percentile(gaps, 50), common.percentile(gaps, 95)])
+        rows.append(
+            [
+                label,
+                jobs * seconds,
+                len(late),
+                in_window,
+                common.percentile(late, 50),
+                common.percentile(late, 95),
+                common.percentile(late, 99),
+                max(late, default=float("nan")),
+                common.percentile(dispatch, 50),
+                common.percentile(dispatch, 95),
+                common.percentile(dispatch, 99),
+                common.percentile(gaps, 50),
+                common.percentile(gaps, 95),
+            ]
+        )
     taskhub_p50, stock_p50 = p50.values()
-    notes = [f"stock / taskhub lateness p50: {common.ratio(stock_p50, taskhub_p50):.2f}x",
-             "late: tick to handler start; dispatch: tick to the beat sending it (the rest is the worker's queue)",
-             "ticks: taskhub = scheduled_for; stock = A + n s (A: the first due time, set via last_run_at; "
-             "n: the fire's index)",
-             "started_in_window: fires that started inside the window's wall time (expected = jobs x seconds)",
-             "gap-1s: time between consecutive starts of one job minus the 1 s interval (per-fire drift and jitter)",
-             common.machine_note()]
-    headers = ["scheduler", "expected", "fires", "started_in_window", "late_p50_ms", "late_p95_ms", "late_p99_ms",
-               "late_max_ms", "dispatch_p50_ms", "dispatch_p95_ms", "dispatch_p99_ms", "gap-1s_p50_ms", "gap-1s_p95_ms"]
-    return common.table(f"fire_lateness: {jobs} jobs every 1 s for {seconds} s, each side alone", headers, rows,
-                        notes)
+    notes = [
+        f"stock / taskhub lateness p50: {common.ratio(stock_p50, taskhub_p50):.2f}x",
+        "late: tick to handler start; dispatch: tick to the beat sending it (the rest is the worker's queue)",
+        "ticks: taskhub = scheduled_for; stock = A + n s (A: the first due time, set via last_run_at; "
+        "n: the fire's index)",
+        "started_in_window: fires that started inside the window's wall time (expected = jobs x seconds)",
+        "gap-1s: time between consecutive starts of one job minus the 1 s interval (per-fire drift and jitter)",
+        common.machine_note(),
+    ]
+    headers = [
+        "scheduler",
+        "expected",
+        "fires",
+        "started_in_window",
+        "late_p50_ms",
+        "late_p95_ms",
+        "late_p99_ms",
+        "late_max_ms",
+        "dispatch_p50_ms",
+        "dispatch_p95_ms",
+        "dispatch_p99_ms",
+        "gap-1s_p50_ms",
+        "gap-1s_p95_ms",
+    ]
+    return common.table(f"fire_lateness: {jobs} jobs every 1 s for {seconds} s, each side alone", headers, rows, notes)
 
 
 def _lateness(fires_by_job: dict) -> list[float]:

@@ -37,29 +37,43 @@ def main() -> int:
     django.setup()
     from django.db import connection
 
-    from tasks_app.runner import loop
-
     from tasks_app import runner
     from tasks_app.handlers.bundled import number_sum
     from tasks_app.models import Job, JobRun
+    from tasks_app.runner import loop
 
     Job.objects.filter(name="bench-runner-overhead").delete()
-    job = Job.objects.create(name="bench-runner-overhead", handler="number_sum", kwargs={"x": 1, "y": 2},
-                             schedule_type="interval", interval_seconds=3600, max_running=1)
+    job = Job.objects.create(
+        name="bench-runner-overhead",
+        handler="number_sum",
+        kwargs={"x": 1, "y": 2},
+        schedule_type="interval",
+        interval_seconds=3600,
+        max_running=1,
+    )
     base = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)
     handler_ms = timed(args.runs, lambda i: loop.submit(number_sum(1, 2)).result())
-    insert_ms = timed(args.runs, lambda i: JobRun.objects.create(
-        job=job, engine="celery", status="succeeded", scheduled_for=base + dt.timedelta(seconds=i)))
+    insert_ms = timed(
+        args.runs,
+        lambda i: JobRun.objects.create(
+            job=job, engine="celery", status="succeeded", scheduled_for=base + dt.timedelta(seconds=i)
+        ),
+    )
     JobRun.objects.filter(job=job).delete()
     runner_ms = timed(args.runs, lambda i: runner.run_slot(job.pk, base + dt.timedelta(seconds=i), "celery"))
     job.delete()
     print(f"database: {connection.vendor}, runs: {args.runs}")
     print(f"{'path':<34}{'ms per run':>12}")
-    for name, ms in (("handler alone (process loop)", handler_ms), ("one history row insert", insert_ms),
-                     ("runner.run_slot (claim+run+record)", runner_ms)):
+    for name, ms in (
+        ("handler alone (process loop)", handler_ms),
+        ("one history row insert", insert_ms),
+        ("runner.run_slot (claim+run+record)", runner_ms),
+    ):
         print(f"{name:<34}{ms:>12.3f}")
-    print(f"runner overhead over the handler: {runner_ms - handler_ms:.3f} ms; "
-          f"{runner_ms / insert_ms:.1f}x one row insert")
+    print(
+        f"runner overhead over the handler: {runner_ms - handler_ms:.3f} ms; "
+        f"{runner_ms / insert_ms:.1f}x one row insert"
+    )
     return 0
 
 

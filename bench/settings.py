@@ -8,7 +8,7 @@ ORM calls (and the signals they fire) to ``peer``.
 import os
 
 from taskhub.config import Env, database
-from taskhub.settings import *  # noqa: F401,F403
+from taskhub.settings import *  # noqa: F403
 from taskhub.settings import BASE_DIR, DATABASES
 
 if os.environ.get("BENCH_PEER_DATABASE_URL"):

@@ -5,6 +5,6 @@ task, so each run opens a new Postgres session. Not the project's settings: a wo
 with ``DJANGO_SETTINGS_MODULE=bench.settings_db_reuse`` shows what reuse would change.
 """
 
-from taskhub.settings import *  # noqa: F401,F403
+from taskhub.settings import *  # noqa: F403
 
 CELERY_DB_REUSE_MAX = 1000

@@ -32,11 +32,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common, soak_tally  # noqa: E402
-from bench.soak_faults import Faults, fault_plan  # noqa: E402
-from bench.soak_fleet import Fleet  # noqa: E402
-from bench.soak_jobs import Jobs, job_specs, now  # noqa: E402
-from bench.soak_services import PrivatePostgres, PrivateRedis  # noqa: E402
+from bench import common, soak_tally
+from bench.soak_faults import Faults, fault_plan
+from bench.soak_fleet import Fleet
+from bench.soak_jobs import Jobs, job_specs, now
+from bench.soak_services import PrivatePostgres, PrivateRedis
 
 DATABASE = "taskhub_soak"
 DRAIN_CAP = 100.0  # > STALE_AFTER_SECONDS (60) + beat's reap period (10): lost runs are taken over
@@ -68,15 +68,24 @@ class Soak:
         self.postgres.wait_ready(), self.redis.wait_ready()
         self.postgres.create_database(DATABASE)
         self.env = common.process_env(
-            "soak", self.redis.url, DATABASE_URL=f"{self.postgres.url}/{DATABASE}",
-            TASKHUB_HANDLER_MODULES="tasks_app.handlers.bundled,bench.soak_handlers", SOAK_EFFECTS_FILE=str(self.effects_path))
-        migrate = subprocess.run([common.PYTHON, "manage.py", "migrate", "--noinput"], cwd=common.ROOT,
-                                 env={**self.env, "TASKHUB_LOG_LEVEL": "WARNING"}, capture_output=True, text=True,
-                                 timeout=300)
+            "soak",
+            self.redis.url,
+            DATABASE_URL=f"{self.postgres.url}/{DATABASE}",
+            TASKHUB_HANDLER_MODULES="tasks_app.handlers.bundled,bench.soak_handlers",
+            SOAK_EFFECTS_FILE=str(self.effects_path),
+        )
+        migrate = subprocess.run(
+            [common.PYTHON, "manage.py", "migrate", "--noinput"],
+            cwd=common.ROOT,
+            env={**self.env, "TASKHUB_LOG_LEVEL": "WARNING"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if migrate.returncode:
             (self.log_dir / "migrate.log").write_text(migrate.stdout + migrate.stderr)
             raise common.BenchError(f"migrate failed (exit {migrate.returncode}); see {self.log_dir}")
-        os.environ.update({k: v for k, v in self.env.items() if k.startswith(common.OURS) or k.startswith("SOAK_")})
+        os.environ.update({k: v for k, v in self.env.items() if k.startswith((common.OURS, "SOAK_"))})
         os.environ["TASKHUB_LOG_LEVEL"] = "WARNING"
         import django
 
@@ -113,6 +122,7 @@ class Soak:
         self.jobs.pause_all()
         faults.say("every job paused; draining")
         import redis
+
         from tasks_app.models import JobRun
 
         broker = redis.Redis.from_url(self.redis.url)
@@ -127,8 +137,14 @@ class Soak:
         faults.say("drained" if time.monotonic() < deadline else f"drain stopped after {DRAIN_CAP:g} s")
 
     def report(self, start, end) -> int:
-        figures = soak_tally.tally(self.jobs.due(start, end), soak_tally.read_effects(self.effects_path),
-                                   soak_tally.run_rows(start, end), start, end, self.faults.restarts)
+        figures = soak_tally.tally(
+            self.jobs.due(start, end),
+            soak_tally.read_effects(self.effects_path),
+            soak_tally.run_rows(start, end),
+            start,
+            end,
+            self.faults.restarts,
+        )
         deaths = self.fleet.self_deaths
         print(soak_tally.report(self.args.minutes, len(self.jobs.names()), figures, deaths, self.fleet.kills))
         missed = soak_tally.wanted(figures, len(deaths))
@@ -140,8 +156,9 @@ class Soak:
         return 3 if missed else 0
 
     def _write_details(self, figures: dict) -> None:
-        details = soak_tally.details(figures, self.jobs.engine_at, self.faults.events, self.faults.restarts,
-                                     self.fleet.self_deaths)
+        details = soak_tally.details(
+            figures, self.jobs.engine_at, self.faults.events, self.faults.restarts, self.fleet.self_deaths
+        )
         (self.log_dir / "details.json").write_text(json.dumps(details, indent=1, default=str))
 
     def clean_up(self) -> None:

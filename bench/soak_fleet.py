@@ -76,8 +76,12 @@ class Fleet:
 
     def kill_pool_process(self, busy_pids: set[int], rng, any_child: bool) -> str | None:
         """SIGKILL a pool process of a live worker that runs a job (or any, with ``any_child``)."""
-        children = {pid: slot for slot, proc in self.slots.items()
-                    if slot.startswith("worker") and proc.poll() is None for pid in _children(proc.pid)}
+        children = {
+            pid: slot
+            for slot, proc in self.slots.items()
+            if slot.startswith("worker") and proc.poll() is None
+            for pid in _children(proc.pid)
+        }
         alive = set(children) - self.killed_pids
         choices = sorted(alive & busy_pids) or (sorted(alive) if any_child else [])
         if not choices:
@@ -97,8 +101,13 @@ class Fleet:
         for slot, proc in self.slots.items():
             if proc is not None and not proc.killed and proc.poll() is not None:
                 proc.killed = True  # recorded; not counted again
-                death = {"process": proc.label, "exit": proc.returncode, "at": time.time(),
-                         "after_seconds": round(time.time() - proc.started, 1), "last_error": last_error(proc.log_path)}
+                death = {
+                    "process": proc.label,
+                    "exit": proc.returncode,
+                    "at": time.time(),
+                    "after_seconds": round(time.time() - proc.started, 1),
+                    "last_error": last_error(proc.log_path),
+                }
                 self.self_deaths.append(death)
                 dead.append((slot, death))
         return dead

@@ -35,8 +35,19 @@ def _roll(context) -> int:
 
 
 def record(context) -> None:
-    line = json.dumps({"job": context.job_name, "slot": context.scheduled_for.isoformat(), "attempt": context.attempt,
-                       "engine": context.engine, "pid": os.getpid(), "at": time.time()}) + "\n"
+    line = (
+        json.dumps(
+            {
+                "job": context.job_name,
+                "slot": context.scheduled_for.isoformat(),
+                "attempt": context.attempt,
+                "engine": context.engine,
+                "pid": os.getpid(),
+                "at": time.time(),
+            }
+        )
+        + "\n"
+    )
     fd = os.open(os.environ["SOAK_EFFECTS_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())  # one write of a short line to an O_APPEND file: never interleaved

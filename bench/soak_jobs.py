@@ -26,14 +26,34 @@ def job_specs(rng) -> list[dict]:
     for i in range(10):
         specs.append({"name": f"fast-{i}", "interval_seconds": rng.choice([2, 3, 4, 5]), "kwargs": {}})
     for i in range(4):
-        specs.append({"name": f"slow-{i}", "interval_seconds": 4, "max_running": 1 + i % 2,
-                      "kwargs": {"seconds": round(rng.uniform(3, 6), 1)}})
+        specs.append(
+            {
+                "name": f"slow-{i}",
+                "interval_seconds": 4,
+                "max_running": 1 + i % 2,
+                "kwargs": {"seconds": round(rng.uniform(3, 6), 1)},
+            }
+        )
     for i in range(8):
-        specs.append({"name": f"flaky-{i}", "interval_seconds": rng.choice([3, 4, 5]), "max_retries": 3,
-                      "retry_backoff_seconds": 1.0, "kwargs": {"fail_percent": 40, "seconds": 0.2}})
+        specs.append(
+            {
+                "name": f"flaky-{i}",
+                "interval_seconds": rng.choice([3, 4, 5]),
+                "max_retries": 3,
+                "retry_backoff_seconds": 1.0,
+                "kwargs": {"fail_percent": 40, "seconds": 0.2},
+            }
+        )
     for i in range(8):
-        specs.append({"name": f"cron-{i}", "schedule_type": "cron", "cron_expression": "* * * * *",
-                      "timezone": ZONES[i % len(ZONES)], "kwargs": {"seconds": 0.5}})
+        specs.append(
+            {
+                "name": f"cron-{i}",
+                "schedule_type": "cron",
+                "cron_expression": "* * * * *",
+                "timezone": ZONES[i % len(ZONES)],
+                "kwargs": {"seconds": 0.5},
+            }
+        )
     for i, spec in enumerate(specs):
         spec.setdefault("schedule_type", "interval")
         spec.update(handler="soak_effect", engine=engines[i % 2])

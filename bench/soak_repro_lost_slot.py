@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common  # noqa: E402
-from bench.soak_services import PrivatePostgres, PrivateRedis  # noqa: E402
+from bench import common
+from bench.soak_services import PrivatePostgres, PrivateRedis
 
 
 def main(engine: str) -> int:
@@ -40,10 +40,17 @@ def main(engine: str) -> int:
 
         django.setup()
         import psycopg
+
         from tasks_app.models import Job, JobRun
 
-        job = Job.objects.create(name="a", handler="number_sum", kwargs={"x": 1, "y": 2}, schedule_type="interval",
-                                 interval_seconds=2, engine=engine)
+        job = Job.objects.create(
+            name="a",
+            handler="number_sum",
+            kwargs={"x": 1, "y": 2},
+            schedule_type="interval",
+            interval_seconds=2,
+            engine=engine,
+        )
 
         def start(n: int):
             if engine == "apscheduler":

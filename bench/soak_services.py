@@ -91,9 +91,23 @@ class PrivatePostgres(_Service):
         self.user = pwd.getpwnam("postgres") if as_root else None
         if self.user:
             os.chown(self.root, self.user.pw_uid, self.user.pw_gid)
-        done = subprocess.run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                               "-E", "UTF8", "--no-sync"], capture_output=True, text=True, timeout=120,
-                              **self._as_owner())
+        done = subprocess.run(
+            [
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            **self._as_owner(),
+        )
         if done.returncode:
             raise BenchError(f"initdb failed: {(done.stderr or done.stdout).strip().splitlines()[-1]}")
 
@@ -107,9 +121,24 @@ class PrivatePostgres(_Service):
         return f"postgres://postgres@127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._spawn([str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.root),
-                     "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300", "-c", "fsync=off"],
-                    **self._as_owner())
+        self._spawn(
+            [
+                str(self.bin / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.root),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=300",
+                "-c",
+                "fsync=off",
+            ],
+            **self._as_owner(),
+        )
 
     def ready(self) -> bool:
         import psycopg
@@ -147,8 +176,23 @@ class PrivateRedis(_Service):
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self._spawn(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root),
-                     "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"])
+        self._spawn(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.root),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+            ]
+        )
 
     def ready(self) -> bool:
         import redis

@@ -38,9 +38,11 @@ def read_effects(path: Path) -> list[dict]:
 def run_rows(start: dt.datetime, end: dt.datetime) -> list[dict]:
     from tasks_app.models import JobRun
 
-    return list(JobRun.objects.filter(scheduled_for__gte=start, scheduled_for__lte=end)
-                .values("job__name", "scheduled_for", "status", "engine", "trigger", "attempt", "reason",
-                        "duplicate_claims"))
+    return list(
+        JobRun.objects.filter(scheduled_for__gte=start, scheduled_for__lte=end).values(
+            "job__name", "scheduled_for", "status", "engine", "trigger", "attempt", "reason", "duplicate_claims"
+        )
+    )
 
 
 def tally(due: set, effects: list[dict], runs: list[dict], start, end, restarts: list[tuple]) -> dict:
@@ -87,17 +89,29 @@ def wanted(figures: dict, self_deaths: int) -> list[str]:
 
 def report(minutes: float, jobs: int, f: dict, deaths: list[dict], kills: dict) -> str:
     lost = len(f["lost"])
-    rows = [["slots_due", f["slots_due"], "-"], ["effects", f["effects"], "-"],
-            ["duplicate_effects", f["duplicate_effects"], "0"],
-            ["lost_slots", lost, "<=5%"], ["lost_pct", percent(lost, f["slots_due"]), "<=5"],
-            ["lost_in_restarts", f["lost_during_restarts"], "-"], ["lost_elsewhere", len(f["lost_elsewhere"]), "0"],
-            ["stuck_runs", len(f["stuck"]), "0"], ["self_deaths", len(deaths), "0"]]
-    notes = [f"runs by status: {f['statuses']}; duplicate claims refused: {f['duplicate_claims']}",
-             f"kills by the soak: {kills}", common.machine_note()]
-    notes += [f"self-death: {d['process']} exit {d['exit']} after {d['after_seconds']} s: {d['last_error']}"
-              for d in deaths]
-    notes += [f"stuck: {r['job__name']} {r['scheduled_for']:%H:%M:%S} {r['status']} attempt {r['attempt']} "
-              f"on {r['engine']}" for r in f["stuck"][:20]]
+    rows = [
+        ["slots_due", f["slots_due"], "-"],
+        ["effects", f["effects"], "-"],
+        ["duplicate_effects", f["duplicate_effects"], "0"],
+        ["lost_slots", lost, "<=5%"],
+        ["lost_pct", percent(lost, f["slots_due"]), "<=5"],
+        ["lost_in_restarts", f["lost_during_restarts"], "-"],
+        ["lost_elsewhere", len(f["lost_elsewhere"]), "0"],
+        ["stuck_runs", len(f["stuck"]), "0"],
+        ["self_deaths", len(deaths), "0"],
+    ]
+    notes = [
+        f"runs by status: {f['statuses']}; duplicate claims refused: {f['duplicate_claims']}",
+        f"kills by the soak: {kills}",
+        common.machine_note(),
+    ]
+    notes += [
+        f"self-death: {d['process']} exit {d['exit']} after {d['after_seconds']} s: {d['last_error']}" for d in deaths
+    ]
+    notes += [
+        f"stuck: {r['job__name']} {r['scheduled_for']:%H:%M:%S} {r['status']} attempt {r['attempt']} on {r['engine']}"
+        for r in f["stuck"][:20]
+    ]
     notes += [f"duplicate effect: {job} {slot:%H:%M:%S}" for job, slot in f["duplicates"][:20]]
     notes += [f"lost outside restarts: {job} {slot:%H:%M:%S}" for job, slot in f["lost_elsewhere"][:20]]
     title = f"soak: {minutes:g} min, {jobs} jobs, 2 workers, 2 beats, 2 runapscheduler"
@@ -106,7 +120,15 @@ def report(minutes: float, jobs: int, f: dict, deaths: list[dict], kills: dict) 
 
 def details(figures: dict, engine_at, events: list, restarts: list, self_deaths: list) -> dict:
     """Every lost slot (its engine and the soak's faults near it), stuck run, restart and self-death."""
-    lost = [{"job": job, "slot": slot.isoformat(), "engine": engine_at(job, slot),
-             "faults_near": [f"{(at - slot).total_seconds():+.1f} s: {text}" for at, text in events
-                             if abs(at - slot) <= NEAR]} for job, slot in figures["lost"]]
+    lost = [
+        {
+            "job": job,
+            "slot": slot.isoformat(),
+            "engine": engine_at(job, slot),
+            "faults_near": [
+                f"{(at - slot).total_seconds():+.1f} s: {text}" for at, text in events if abs(at - slot) <= NEAR
+            ],
+        }
+        for job, slot in figures["lost"]
+    ]
     return {"lost": lost, "stuck": figures["stuck"], "restarts": restarts, "self_deaths": self_deaths}

@@ -28,10 +28,14 @@ CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.
 
 # option: (celery flag, variable, default, what a valid value is, check of the normalized value)
 OPTIONS = {
-    "queues": ("-Q", "TASKHUB_WORKER_QUEUES", "default", "comma-separated queue names",
-               lambda v: all(v.split(","))),
-    "concurrency": ("-c", "TASKHUB_WORKER_CONCURRENCY", str(CPUS), "a whole number >= 1 or 'auto'",
-                    lambda v: v == "auto" or v.isdigit() and int(v) > 0),
+    "queues": ("-Q", "TASKHUB_WORKER_QUEUES", "default", "comma-separated queue names", lambda v: all(v.split(","))),
+    "concurrency": (
+        "-c",
+        "TASKHUB_WORKER_CONCURRENCY",
+        str(CPUS),
+        "a whole number >= 1 or 'auto'",
+        lambda v: v == "auto" or v.isdigit() and int(v) > 0,
+    ),
     "pool": ("-P", "TASKHUB_WORKER_POOL", "prefork", "one of " + "|".join(POOLS), lambda v: v in POOLS),
     "loglevel": ("-l", "TASKHUB_WORKER_LOGLEVEL", "INFO", "one of " + "|".join(LEVELS), lambda v: v in LEVELS),
     "hostname": ("-n", "TASKHUB_WORKER_HOSTNAME", "", "a worker name such as w1@%h", lambda v: True),

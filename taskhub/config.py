@@ -70,12 +70,13 @@ def decrypt_values(mapping: Mapping[str, str]) -> dict[str, str]:
     fernet = fernet_from(mapping.get(KEY_VARIABLE, ""), needed_by=encrypted[0])
     plain = dict(mapping)
     for name in encrypted:
-        token = mapping[name][len(ENCRYPTED_PREFIX):].strip()
+        token = mapping[name][len(ENCRYPTED_PREFIX) :].strip()
         try:
             plain[name] = fernet.decrypt(token.encode()).decode()
         except (InvalidToken, ValueError):
             raise ConfigError(
-                f"{name} cannot be decrypted: the token is corrupt or {KEY_VARIABLE} is not the key it was encrypted with"
+                f"{name} cannot be decrypted: the token is corrupt or {KEY_VARIABLE} is not the key "
+                "it was encrypted with"
             ) from None
     return plain
 

@@ -14,8 +14,8 @@ inherit them).
 
 import atexit
 import contextlib
-import copy
 import contextvars
+import copy
 import logging
 import logging.handlers
 import os
@@ -100,10 +100,14 @@ def _output_handlers(settings: dict, in_child: bool = False) -> list[logging.Han
             # rotates; it reopens the file when the parent has rotated it.
             handlers.append(logging.handlers.WatchedFileHandler(path, encoding="utf-8"))
         else:
-            handlers.append(logging.handlers.RotatingFileHandler(
-                path, maxBytes=settings.get("max_bytes", 10_000_000),
-                backupCount=settings.get("backup_count", 5), encoding="utf-8",
-            ))
+            handlers.append(
+                logging.handlers.RotatingFileHandler(
+                    path,
+                    maxBytes=settings.get("max_bytes", 10_000_000),
+                    backupCount=settings.get("backup_count", 5),
+                    encoding="utf-8",
+                )
+            )
     formatter = json_formatter()
     for handler in handlers:
         handler.setFormatter(formatter)
@@ -123,7 +127,9 @@ def _start(settings: dict, in_child: bool = False) -> None:
         root.removeHandler(old)
     root.addHandler(queue_handler)
     root.setLevel(settings.get("level", "INFO"))
-    _listener = logging.handlers.QueueListener(records, *_output_handlers(settings, in_child), respect_handler_level=True)
+    _listener = logging.handlers.QueueListener(
+        records, *_output_handlers(settings, in_child), respect_handler_level=True
+    )
     _listener.start()
 
 
@@ -173,8 +179,11 @@ def _log_uncaught(kind, value, tb) -> None:
 def _log_uncaught_in_thread(args) -> None:
     if args.exc_type is SystemExit:
         return
-    logging.getLogger("taskhub").critical("uncaught exception in thread %s", getattr(args.thread, "name", "?"),
-                                          exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+    logging.getLogger("taskhub").critical(
+        "uncaught exception in thread %s",
+        getattr(args.thread, "name", "?"),
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )
 
 
 def _report_on_real_stderr(record) -> None:

@@ -4,6 +4,7 @@ checks (``BaseEngine.check``), and Celery time limits against the broker's visib
 from django.apps import apps
 from django.core.checks import Error, register
 from django.db import DatabaseError
+
 from tasks_app.engines import all_engines
 from tasks_app.engines.celery.messages import hard_time_limit, visibility_timeout
 from tasks_app.handlers.registry import registry
@@ -28,9 +29,13 @@ def jobs_name_registered_handlers(app_configs, databases=None, **kwargs):
     except DatabaseError:  # not migrated yet
         return []
     return [
-        Error(f"jobs name the handler '{name}', which is not registered",
-              hint="Register it, add an alias for its old name, or change those jobs.", id="taskhub.E002")
-        for name in sorted(stored) if name not in registry
+        Error(
+            f"jobs name the handler '{name}', which is not registered",
+            hint="Register it, add an alias for its old name, or change those jobs.",
+            id="taskhub.E002",
+        )
+        for name in sorted(stored)
+        if name not in registry
     ]
 
 
@@ -53,12 +58,20 @@ def visibility_timeout_exceeds_time_limits(app_configs, databases=None, **kwargs
         jobs = list(Job.objects.filter(engine="celery"))
     except DatabaseError:
         return []
-    too_long = [(job.name, limit) for job in jobs if job.handler in _registered() and (limit := hard_time_limit(job))
-                and limit >= visibility]
-    return [Error(f"job '{name}' may run {limit:g} s (its hard time limit), longer than the broker's "
-                  f"visibility_timeout ({visibility} s): Redis would deliver it again while it runs",
-                  hint="Raise TASKHUB_VISIBILITY_TIMEOUT or lower the job's timeout.", id="taskhub.E005")
-            for name, limit in too_long]
+    too_long = [
+        (job.name, limit)
+        for job in jobs
+        if job.handler in _registered() and (limit := hard_time_limit(job)) and limit >= visibility
+    ]
+    return [
+        Error(
+            f"job '{name}' may run {limit:g} s (its hard time limit), longer than the broker's "
+            f"visibility_timeout ({visibility} s): Redis would deliver it again while it runs",
+            hint="Raise TASKHUB_VISIBILITY_TIMEOUT or lower the job's timeout.",
+            id="taskhub.E005",
+        )
+        for name, limit in too_long
+    ]
 
 
 def _registered():

@@ -10,9 +10,20 @@ its traceback (``HandlerFailed`` only says an ad-hoc call failed).
 """
 
 __all__ = [
-    "DeclarationError", "EngineUnavailable", "HandlerError", "HandlerFailed", "KwargsError", "RunRefused",
-    "ScheduleError", "SecretUnreadable", "SignatureError", "TaskFailed", "TaskhubError", "Unhealthy",
-    "UnknownHandler", "Unstorable",
+    "DeclarationError",
+    "EngineUnavailable",
+    "HandlerError",
+    "HandlerFailed",
+    "KwargsError",
+    "RunRefused",
+    "ScheduleError",
+    "SecretUnreadable",
+    "SignatureError",
+    "TaskFailed",
+    "TaskhubError",
+    "Unhealthy",
+    "UnknownHandler",
+    "Unstorable",
 ]
 
 

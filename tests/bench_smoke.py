@@ -15,8 +15,15 @@ NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 def run_bench(*args: str, env: dict[str, str], timeout: float) -> tuple[int, str, str]:
     """Run a ``bench/*.py`` script in its own session; on a timeout, SIGTERM it (it cleans up) and fail."""
-    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -34,6 +41,6 @@ def assert_table(name: str, out: str, labels: list[str], figure: re.Pattern) -> 
     for label in labels:
         row = next((line for line in lines[2:] if line.startswith(label)), None)
         assert row is not None, f"no row {label!r} in:\n{out}"
-        figures = row.split()[-(columns - 1):]
+        figures = row.split()[-(columns - 1) :]
         assert all(figure.fullmatch(f) for f in figures), row
         assert any(NUMBER.fullmatch(f) for f in figures), row

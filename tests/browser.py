@@ -64,8 +64,13 @@ class Problems(list):
     def watch(self, page) -> None:
         page.on("console", lambda message: message.type == "error" and self.append(f"console: {message.text}"))
         page.on("pageerror", lambda error: self.append(f"page error: {error}"))
-        page.on("response", lambda response: response.status >= 400 and self.append(
-            f"HTTP {response.status}: {response.request.method} {response.url}"))
+        page.on(
+            "response",
+            lambda response: (
+                response.status >= 400
+                and self.append(f"HTTP {response.status}: {response.request.method} {response.url}")
+            ),
+        )
         page.on("requestfailed", self._request_failed)
 
     def _request_failed(self, request) -> None:

@@ -75,10 +75,14 @@ def _end_stray_test_database_sessions(django_db_setup, django_db_blocker):
     if connection.vendor != "postgresql" or not connection.settings_dict["NAME"].startswith("test_"):
         return
     with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute("SELECT pid, application_name, state, left(query, 120) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        cursor.execute(
+            "SELECT pid, application_name, state, left(query, 120) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
         stray = cursor.fetchall()
         for pid, *_ in stray:
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
     for pid, application, state, query in stray:  # shown in the run's warnings summary
-        warnings.warn(f"ended a stray session on the test database: pid {pid} {application!r} {state}: {query}")
+        warnings.warn(
+            f"ended a stray session on the test database: pid {pid} {application!r} {state}: {query}", stacklevel=2
+        )

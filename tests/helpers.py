@@ -8,8 +8,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Variables of ours that a test's subprocess must not inherit unless it sets them.
-OURS = ("DEBUG", "SECRET_KEY", "DATABASE_URL", "TASKHUB_", "CELERY_", "REDIS_URL", "DJANGO_SETTINGS_MODULE",
-        "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "SECURE_", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE")
+OURS = (
+    "DEBUG",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "TASKHUB_",
+    "CELERY_",
+    "REDIS_URL",
+    "DJANGO_SETTINGS_MODULE",
+    "ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS",
+    "SECURE_",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+)
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
@@ -24,11 +36,15 @@ def clean_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def run(args: list[str], env: dict[str, str], input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+def run(
+    args: list[str], env: dict[str, str], input: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=ROOT, env=env, input=input, capture_output=True, text=True, timeout=timeout)
 
 
-def manage(*args: str, env: dict[str, str], input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+def manage(
+    *args: str, env: dict[str, str], input: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
     return run([sys.executable, "manage.py", *args], env=env, input=input, timeout=timeout)
 
 

@@ -27,8 +27,11 @@ class PrivateRedis:
 
     def start(self) -> None:
         with open(self.log, "a") as log:
-            self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                          "--save", "", "--appendonly", "no"], stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         assert helpers.wait_for(self.ping, timeout=10), self.log.read_text()[-2000:]
 
     def stop(self) -> None:
@@ -63,8 +66,13 @@ def send(run, broker_url: str, eta=None) -> None:
     from tasks_app.engines.celery.messages import TASK, message_kwargs, message_options
 
     with app.connection_for_write(broker_url) as connection:
-        app.send_task(TASK, kwargs=message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger),
-                      eta=eta, producer=connection.Producer(), **message_options(run.job))
+        app.send_task(
+            TASK,
+            kwargs=message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger),
+            eta=eta,
+            producer=connection.Producer(),
+            **message_options(run.job),
+        )
 
 
 def _free_port() -> int:

@@ -23,8 +23,14 @@ from tests.services import REDIS_URL, require
 def process_env(**overrides) -> dict[str, str]:
     settings = connection.settings_dict
     database = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
-    env = {"SECRET_KEY": "k", "DATABASE_URL": database, "CELERY_BROKER_URL": REDIS_URL, "PYTHONPATH": str(ROOT),
-           "TASKHUB_HANDLER_MODULES": "tasks_app.handlers.bundled,tests.handlers_for_tests", "TASKHUB_LOG_LEVEL": "INFO"}
+    env = {
+        "SECRET_KEY": "k",
+        "DATABASE_URL": database,
+        "CELERY_BROKER_URL": REDIS_URL,
+        "PYTHONPATH": str(ROOT),
+        "TASKHUB_HANDLER_MODULES": "tasks_app.handlers.bundled,tests.handlers_for_tests",
+        "TASKHUB_LOG_LEVEL": "INFO",
+    }
     return clean_env(**{**env, **overrides})
 
 
@@ -35,15 +41,36 @@ class Processes:
 
     def start(self, name: str, *args: str, **env) -> subprocess.Popen:
         log = open(self.tmp_path / f"{name}-{len(self.started)}.log", "w")
-        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=process_env(**env), stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=process_env(**env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         proc.log_path = log.name
         self.started.append(proc)
         return proc
 
     def worker(self, concurrency: int = 2, pool: str = "prefork", **env) -> subprocess.Popen:
-        return self.start("worker", "-m", "celery", "-A", "taskhub", "worker", "--loglevel", "INFO", "-c",
-                          str(concurrency), "-P", pool, "--without-mingle", "--without-gossip", **env)
+        return self.start(
+            "worker",
+            "-m",
+            "celery",
+            "-A",
+            "taskhub",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "-c",
+            str(concurrency),
+            "-P",
+            pool,
+            "--without-mingle",
+            "--without-gossip",
+            **env,
+        )
 
     def beat(self, **env) -> subprocess.Popen:
         return self.start("beat", "-m", "celery", "-A", "taskhub", "beat", "--loglevel", "INFO", **env)

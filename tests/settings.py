@@ -15,4 +15,4 @@ os.environ.setdefault("CELERY_BROKER_URL", REDIS_URL)
 if "DATABASE_URL" not in os.environ and (os.environ.get("CI") or reachable(POSTGRES_URL)):
     os.environ["DATABASE_URL"] = POSTGRES_URL
 
-from taskhub.settings import *  # noqa: E402,F401,F403
+from taskhub.settings import *  # noqa: F403

@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
-from tasks_app.scheduling.describe import describe_schedule
-from tasks_app.models import Job, JobRun
 from tasks_app.handlers.registry import registry
+from tasks_app.models import Job, JobRun
+from tasks_app.scheduling.describe import describe_schedule
 from tests.helpers import wait_for
 
 JOBS = reverse("admin:tasks_app_job_changelist")
@@ -42,14 +42,21 @@ def run_url(view, run):
 def make_run(job, **fields):
     """A run row as the runner would leave it; each in its own slot unless told."""
     slot = dt.datetime(2030, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=next(_slots))
-    return JobRun.objects.create(**{"job": job, "engine": job.engine, "scheduled_for": slot, "status": "succeeded",
-                                    "kwargs": job.kwargs, **fields})
+    return JobRun.objects.create(
+        **{
+            "job": job,
+            "engine": job.engine,
+            "scheduled_for": slot,
+            "status": "succeeded",
+            "kwargs": job.kwargs,
+            **fields,
+        }
+    )
 
 
 def staff(client, django_user_model, *codenames):
     """Log ``client`` in as a staff user with exactly these tasks_app permissions."""
-    user = django_user_model.objects.create_user(f"staff-{'-'.join(codenames) or 'none'}", password="pw",
-                                                 is_staff=True)
+    user = django_user_model.objects.create_user(f"staff-{'-'.join(codenames) or 'none'}", password="pw", is_staff=True)
     user.user_permissions.set(Permission.objects.filter(content_type__app_label="tasks_app", codename__in=codenames))
     client.force_login(user)
     return client
@@ -69,15 +76,30 @@ def act(client, changelist, action, *objs, **extra):
     return client.post(changelist, data, follow=True)
 
 
-
 def form_data(**overrides):
     """A complete add/change form for a cron job, as the browser posts it."""
     data = {
-        "name": "nightly-report", "description": "", "handler": "number_sum", "kwargs": '{"x": 1, "y": 2}',
-        "schedule_type": "cron", "cron_expression": "0 3 * * *", "interval_seconds": "", "run_at_0": "",
-        "run_at_1": "", "timezone": "Europe/Amsterdam", "enabled": "on", "engine": "apscheduler",
-        "queue": "default", "priority": "5", "timeout_seconds": "", "max_retries": "", "retry_backoff_seconds": "",
-        "jitter_seconds": "0", "misfire_grace_seconds": "300", "coalesce": "on", "max_running": "1",
+        "name": "nightly-report",
+        "description": "",
+        "handler": "number_sum",
+        "kwargs": '{"x": 1, "y": 2}',
+        "schedule_type": "cron",
+        "cron_expression": "0 3 * * *",
+        "interval_seconds": "",
+        "run_at_0": "",
+        "run_at_1": "",
+        "timezone": "Europe/Amsterdam",
+        "enabled": "on",
+        "engine": "apscheduler",
+        "queue": "default",
+        "priority": "5",
+        "timeout_seconds": "",
+        "max_retries": "",
+        "retry_backoff_seconds": "",
+        "jitter_seconds": "0",
+        "misfire_grace_seconds": "300",
+        "coalesce": "on",
+        "max_running": "1",
     }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
@@ -85,8 +107,9 @@ def form_data(**overrides):
 
 # -- the job list ----------------------------------------------------------------------------
 @pytest.mark.django_db
-def test_the_job_list_costs_the_same_queries_for_30_jobs_as_for_one(admin_client, make_job,
-                                                                   django_assert_max_num_queries):
+def test_the_job_list_costs_the_same_queries_for_30_jobs_as_for_one(
+    admin_client, make_job, django_assert_max_num_queries
+):
     first = make_job(name="first")
     make_run(first, status="failed")
     with CaptureQueriesContext(connection) as one_job:
@@ -107,8 +130,12 @@ def test_the_list_shows_schedule_next_run_in_the_jobs_zone_and_the_last_run(admi
     job = make_job(name="nightly", schedule_type="cron", cron_expression="30 2 * * *", timezone="Europe/Amsterdam")
     make_job(name="paused", enabled=False)
     older = make_run(job, status="failed", created_at=timezone.now() - dt.timedelta(hours=2))
-    newest = make_run(job, status="succeeded", created_at=timezone.now() - dt.timedelta(hours=1),
-                      scheduled_for=older.scheduled_for - dt.timedelta(days=1))
+    newest = make_run(
+        job,
+        status="succeeded",
+        created_at=timezone.now() - dt.timedelta(hours=1),
+        scheduled_for=older.scheduled_for - dt.timedelta(days=1),
+    )
     response = admin_client.get(JOBS)
     row = next(r for r in response.text.split("<tr") if ">nightly<" in r)
     assert escape(describe_schedule(job)) in row
@@ -150,8 +177,9 @@ def test_the_handler_filter_and_the_form_offer_handlers_registered_at_run_time(a
     try:
         handler_filter = next(f for f in admin_client.get(JOBS).context["cl"].filter_specs if f.title == "handler")
         assert "test_late_arrival" in [value for value, _ in handler_filter.lookup_choices]
-        choices = dict(admin_client.get(reverse("admin:tasks_app_job_add")).context["adminform"].form
-                       .fields["handler"].choices)
+        choices = dict(
+            admin_client.get(reverse("admin:tasks_app_job_add")).context["adminform"].form.fields["handler"].choices
+        )
         assert choices["test_late_arrival"] == "test_late_arrival — Registered after the app started."
     finally:
         registry.unregister("test_late_arrival")
@@ -166,8 +194,10 @@ def test_a_job_whose_handler_is_gone_still_shows_and_can_be_found(admin_client, 
     assert listed(admin_client.get(JOBS, {"handler": "~unregistered"})) == ["orphan"]
     page = admin_client.get(job_url("change", job))
     assert page.status_code == 200
-    assert page.context["adminform"].form.fields["handler"].choices[-1] == ("removed_handler",
-                                                                            "removed_handler — not registered")
+    assert page.context["adminform"].form.fields["handler"].choices[-1] == (
+        "removed_handler",
+        "removed_handler — not registered",
+    )
     response = admin_client.post(job_url("change", job), form_data(name="orphan", handler="removed_handler"))
     assert response.status_code == 200
     assert "Unknown handler 'removed_handler'" in response.context["adminform"].form.errors["handler"][0]
@@ -200,19 +230,28 @@ def test_adding_a_cron_job_through_the_form_stores_it(admin_client):
     assert response.status_code == 302, response.context and response.context["adminform"].form.errors
     job = Job.objects.get(name="nightly-report")
     assert (job.handler, job.kwargs, job.schedule_type, job.cron_expression, job.timezone, job.engine) == (
-        "number_sum", {"x": 1, "y": 2}, "cron", "0 3 * * 1-5", "Europe/Amsterdam", "apscheduler")
+        "number_sum",
+        {"x": 1, "y": 2},
+        "cron",
+        "0 3 * * 1-5",
+        "Europe/Amsterdam",
+        "apscheduler",
+    )
     assert job.interval_seconds is None and job.run_at is None and job.enabled
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("field, value, error_field", [
-    ("cron_expression", "61 * * * *", "cron_expression"),
-    ("cron_expression", "0 0 31 2 *", "cron_expression"),
-    ("timezone", "Mars/Olympus", "timezone"),
-    ("kwargs", '{"x": "1", "y": 2}', "kwargs"),
-    ("kwargs", "[1, 2", "kwargs"),
-    ("handler", "no_such_handler", "handler"),
-])
+@pytest.mark.parametrize(
+    "field, value, error_field",
+    [
+        ("cron_expression", "61 * * * *", "cron_expression"),
+        ("cron_expression", "0 0 31 2 *", "cron_expression"),
+        ("timezone", "Mars/Olympus", "timezone"),
+        ("kwargs", '{"x": "1", "y": 2}', "kwargs"),
+        ("kwargs", "[1, 2", "kwargs"),
+        ("handler", "no_such_handler", "handler"),
+    ],
+)
 def test_bad_input_is_a_field_error_and_stores_nothing(admin_client, field, value, error_field):
     response = admin_client.post(reverse("admin:tasks_app_job_add"), form_data(**{field: value}))
     assert response.status_code == 200
@@ -228,7 +267,12 @@ def test_changing_a_job_switches_it_to_an_interval(admin_client, make_job):
     assert response.status_code == 302, response.context and response.context["adminform"].form.errors
     job.refresh_from_db()
     assert (job.schedule_type, job.interval_seconds, job.cron_expression, job.engine, job.priority) == (
-        "interval", 900, "", "celery", 2)
+        "interval",
+        900,
+        "",
+        "celery",
+        2,
+    )
 
 
 @pytest.mark.django_db
@@ -261,8 +305,7 @@ def test_enable_and_pause_actions(admin_client, make_job):
     response = act(admin_client, JOBS, "pause", a, b)
     assert messages_of(response) == ["2 jobs paused."]
     assert set(Job.objects.values_list("enabled", flat=True)) == {False}
-    assert messages_of(act(admin_client, JOBS, "pause", a)) == [
-        "No job paused: the selected jobs were already paused."]
+    assert messages_of(act(admin_client, JOBS, "pause", a)) == ["No job paused: the selected jobs were already paused."]
 
 
 @pytest.mark.django_db
@@ -318,11 +361,13 @@ def test_run_now_action_queues_and_runs_each_job(admin_client, make_job, in_proc
 def test_run_now_is_refused_while_a_run_now_is_still_queued(admin_client, make_job):
     busy, idle = make_job(name="busy"), make_job(name="idle", enabled=False)
     make_run(busy, status="queued", trigger="run_now", scheduled_for=timezone.now())
-    JobRun.objects.create(job=idle, engine=idle.engine, status="queued", trigger="run_now",
-                          scheduled_for=timezone.now())
+    JobRun.objects.create(
+        job=idle, engine=idle.engine, status="queued", trigger="run_now", scheduled_for=timezone.now()
+    )
     response = act(admin_client, JOBS, "run_now", busy, idle)
-    assert messages_of(response) == ["Not run: a run-now of 'busy' is already queued; "
-                                     "a run-now of 'idle' is already queued."]
+    assert messages_of(response) == [
+        "Not run: a run-now of 'busy' is already queued; a run-now of 'idle' is already queued."
+    ]
     assert JobRun.objects.count() == 2
 
 
@@ -436,8 +481,9 @@ def test_a_view_only_user_sees_jobs_read_only_and_cannot_run_them(client, django
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_user_who_may_run_jobs_but_not_change_them_can_run_now(client, django_user_model, make_job,
-                                                                 in_process_engines):
+def test_a_user_who_may_run_jobs_but_not_change_them_can_run_now(
+    client, django_user_model, make_job, in_process_engines
+):
     job = make_job(name="nightly")
     staff(client, django_user_model, "view_job", "run_job")
     choices = dict(client.get(JOBS).context["action_form"].fields["action"].choices)
@@ -454,11 +500,17 @@ def test_a_user_who_may_run_jobs_but_not_change_them_can_run_now(client, django_
 
 # -- runs ------------------------------------------------------------------------------------
 @pytest.mark.django_db
-def test_the_run_list_shows_badges_links_and_progress_in_constant_queries(admin_client, make_job,
-                                                                         django_assert_max_num_queries):
+def test_the_run_list_shows_badges_links_and_progress_in_constant_queries(
+    admin_client, make_job, django_assert_max_num_queries
+):
     job = make_job(name="nightly", timezone="Europe/Amsterdam")
-    make_run(job, status="failed", error="Traceback...\nRuntimeError: boom", duration_seconds=1.25,
-             scheduled_for=dt.datetime(2029, 7, 1, 1, 30, tzinfo=dt.UTC))
+    make_run(
+        job,
+        status="failed",
+        error="Traceback...\nRuntimeError: boom",
+        duration_seconds=1.25,
+        scheduled_for=dt.datetime(2029, 7, 1, 1, 30, tzinfo=dt.UTC),
+    )
     with CaptureQueriesContext(connection) as one_run:
         assert admin_client.get(RUNS).status_code == 200
     make_run(job, status="running", progress=0.4, progress_message="40%")
@@ -491,10 +543,24 @@ def test_run_list_filters_and_search(admin_client, make_job):
 def test_the_run_page_shows_the_traceback_attempts_and_result(admin_client, make_job):
     job = make_job()
     traceback = 'Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: disk <full>'
-    run = make_run(job, status="failed", error=traceback, attempt=2, result={"partial": [1, 2]}, attempts=[
-        {"attempt": 1, "status": "failed", "error": "Traceback...\nValueError: first try", "worker": "host:1",
-         "started_at": "2030-01-01T00:00:00+00:00", "finished_at": "2030-01-01T00:00:02+00:00",
-         "duration_seconds": 2.0}])
+    run = make_run(
+        job,
+        status="failed",
+        error=traceback,
+        attempt=2,
+        result={"partial": [1, 2]},
+        attempts=[
+            {
+                "attempt": 1,
+                "status": "failed",
+                "error": "Traceback...\nValueError: first try",
+                "worker": "host:1",
+                "started_at": "2030-01-01T00:00:00+00:00",
+                "finished_at": "2030-01-01T00:00:02+00:00",
+                "duration_seconds": 2.0,
+            }
+        ],
+    )
     response = admin_client.get(run_url("change", run))
     assert response.status_code == 200
     html = response.text
@@ -514,8 +580,12 @@ def test_a_running_run_shows_a_live_progress_bar_and_its_json(admin_client, make
     assert "setTimeout(poll, 2000)" in html
     response = admin_client.get(run_url("progress", run))
     assert response.status_code == 200
-    assert response.json() == {"status": "running", "status_label": "Running", "progress": 0.4,
-                               "progress_message": "40%"}
+    assert response.json() == {
+        "status": "running",
+        "status_label": "Running",
+        "progress": 0.4,
+        "progress_message": "40%",
+    }
 
 
 @pytest.mark.django_db
@@ -527,8 +597,7 @@ def test_the_progress_endpoint_needs_view_permission(client, django_user_model, 
 
 
 @pytest.mark.django_db
-def test_runs_cannot_be_added_or_changed_and_only_superusers_delete(admin_client, client, django_user_model,
-                                                                    make_job):
+def test_runs_cannot_be_added_or_changed_and_only_superusers_delete(admin_client, client, django_user_model, make_job):
     run = make_run(make_job())
     assert admin_client.get(reverse("admin:tasks_app_jobrun_add")).status_code == 403
     page = admin_client.get(run_url("change", run))
@@ -548,12 +617,14 @@ def test_cancel_action_cancels_queued_and_asks_running_runs_to_stop(admin_client
     job = make_job()
     queued, running, done = (make_run(job, status=s) for s in ("queued", "running", "succeeded"))
     response = act(admin_client, RUNS, "cancel", queued, running, done)
-    assert messages_of(response) == ["Cancel requested for 2 runs: queued ones are cancelled, "
-                                     "running ones stop at their next heartbeat."]
+    assert messages_of(response) == [
+        "Cancel requested for 2 runs: queued ones are cancelled, running ones stop at their next heartbeat."
+    ]
     queued.refresh_from_db(), running.refresh_from_db(), done.refresh_from_db()
     assert queued.status == "cancelled" and running.cancel_requested and done.status == "succeeded"
     assert messages_of(act(admin_client, RUNS, "cancel", done)) == [
-        "No run cancelled: none of the selected runs is queued or running."]
+        "No run cancelled: none of the selected runs is queued or running."
+    ]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -568,7 +639,8 @@ def test_retry_action_runs_a_failed_run_again_in_a_new_slot(admin_client, make_j
     assert wait_for(lambda: JobRun.objects.get(pk=retry.pk).status == "succeeded")
     assert JobRun.objects.get(pk=retry.pk).result == 42
     assert messages_of(act(admin_client, RUNS, "retry", fine)) == [
-        "No run retried: only failed or timed-out runs can be retried."]
+        "No run retried: only failed or timed-out runs can be retried."
+    ]
 
 
 @pytest.mark.django_db
@@ -584,10 +656,14 @@ def test_run_actions_need_the_run_job_permission(client, django_user_model, make
 @pytest.mark.django_db(transaction=True)
 def test_run_now_without_a_live_apscheduler_says_the_run_waits(admin_client, make_job):
     job = make_job(engine="apscheduler")
-    response = admin_client.post(reverse("admin:tasks_app_job_changelist"),
-                                 {"action": "run_now", "_selected_action": [job.pk]}, follow=True)
+    response = admin_client.post(
+        reverse("admin:tasks_app_job_changelist"), {"action": "run_now", "_selected_action": [job.pk]}, follow=True
+    )
     [run] = JobRun.objects.filter(job=job)
     text = " ".join(str(m) for m in response.context["messages"])
     assert run.status == "queued"
-    assert f"{job.name} (run #{run.pk}) is queued, but the APScheduler process (manage.py runapscheduler) is not running" in text
+    assert (
+        f"{job.name} (run #{run.pk}) is queued, but the APScheduler process (manage.py runapscheduler) is not running"
+        in text
+    )
     assert "Not run" not in text

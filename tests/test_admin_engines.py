@@ -18,8 +18,11 @@ _numbers = itertools.count(1)
 def registered_elsewhere():
     """Every model the admin shows that is not ours. Django's own (auth) keeps Django's rules:
     a user who may change users may make a superuser anyway."""
-    return [(model, model_admin) for model, model_admin in admin.site._registry.items()
-            if model._meta.app_label != "tasks_app" and not model.__module__.startswith("django.")]
+    return [
+        (model, model_admin)
+        for model, model_admin in admin.site._registry.items()
+        if model._meta.app_label != "tasks_app" and not model.__module__.startswith("django.")
+    ]
 
 
 def value_for(field):
@@ -49,13 +52,23 @@ def make(model):
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     if model is PeriodicTask:
-        return PeriodicTask.objects.create(name=f"task{next(_numbers)}", task="tasks.noop", enabled=True,
-                                           interval=make(IntervalSchedule))
+        return PeriodicTask.objects.create(
+            name=f"task{next(_numbers)}", task="tasks.noop", enabled=True, interval=make(IntervalSchedule)
+        )
     if model is IntervalSchedule:
         return IntervalSchedule.objects.create(every=next(_numbers), period=IntervalSchedule.SECONDS)
-    fields = {f.name: value_for(f) for f in model._meta.concrete_fields
-              if not (f.null or f.blank or f.has_default() or f.auto_created or getattr(f, "auto_now", False)
-                      or getattr(f, "auto_now_add", False))}
+    fields = {
+        f.name: value_for(f)
+        for f in model._meta.concrete_fields
+        if not (
+            f.null
+            or f.blank
+            or f.has_default()
+            or f.auto_created
+            or getattr(f, "auto_now", False)
+            or getattr(f, "auto_now_add", False)
+        )
+    }
     return model.objects.create(**fields)
 
 
@@ -76,8 +89,9 @@ def test_the_engines_admins_are_all_covered():
     assert {"django_celery_beat", "django_celery_results", "django_apscheduler"} <= labels
 
 
-def test_staff_with_every_permission_cannot_add_change_delete_or_act_on_engine_rows(client, all_permissions_staff,
-                                                                                 admin_user):
+def test_staff_with_every_permission_cannot_add_change_delete_or_act_on_engine_rows(
+    client, all_permissions_staff, admin_user
+):
     registered = registered_elsewhere()
     objects = {model: make(model) for model, _ in registered}
     before = snapshot(registered)
@@ -86,8 +100,10 @@ def test_staff_with_every_permission_cannot_add_change_delete_or_act_on_engine_r
     tried = []
     for model, model_admin in registered:
         info, obj = (model._meta.app_label, model._meta.model_name), objects[model]
-        add, change, delete = (reverse(f"admin:{info[0]}_{info[1]}_{view}", args=args)
-                               for view, args in (("add", []), ("change", [obj.pk]), ("delete", [obj.pk])))
+        add, change, delete = (
+            reverse(f"admin:{info[0]}_{info[1]}_{view}", args=args)
+            for view, args in (("add", []), ("change", [obj.pk]), ("delete", [obj.pk]))
+        )
         assert client.get(add).status_code == 403, add
         assert client.post(add, {}).status_code == 403, add
         assert client.post(change, {}).status_code == 403, change
@@ -100,8 +116,14 @@ def test_staff_with_every_permission_cannot_add_change_delete_or_act_on_engine_r
             client.post(changelist, {"action": action, "_selected_action": [obj.pk], "index": 0, "post": "yes"})
             tried.append(action)
     assert snapshot(registered) == before  # nothing changed
-    assert {"run_selected_jobs", "enable_tasks", "disable_tasks", "toggle_tasks", "run_tasks",
-            "delete_selected"} <= set(tried)
+    assert {
+        "run_selected_jobs",
+        "enable_tasks",
+        "disable_tasks",
+        "toggle_tasks",
+        "run_tasks",
+        "delete_selected",
+    } <= set(tried)
 
 
 def test_a_superuser_still_may(admin_client):

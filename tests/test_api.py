@@ -20,8 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tasks_app.api import signing
-from tasks_app.models.api_clients import ApiClient, ApiNonce
 from tasks_app.models import JobRun
+from tasks_app.models.api_clients import ApiClient, ApiNonce
 from tests.helpers import wait_for
 from tests.services import POSTGRES_URL, require
 
@@ -56,7 +56,6 @@ def error_of(response, status):
     return response.json()["error"]
 
 
-
 def restrict(client, jobs):
     ApiClient.objects.filter(pk=client.pk).update(all_jobs=False)
     client.allowed_jobs.set(jobs)
@@ -67,8 +66,16 @@ def finished(run_id):
 
 
 def make_run(job, **fields):
-    return JobRun.objects.create(**{"job": job, "engine": job.engine, "scheduled_for": timezone.now(),
-                                    "status": "succeeded", "trigger": "schedule", **fields})
+    return JobRun.objects.create(
+        **{
+            "job": job,
+            "engine": job.engine,
+            "scheduled_for": timezone.now(),
+            "status": "succeeded",
+            "trigger": "schedule",
+            **fields,
+        }
+    )
 
 
 # -- triggering ------------------------------------------------------------------------------
@@ -78,8 +85,12 @@ def test_a_signed_trigger_queues_an_api_run_that_succeeds(make_job, api_client, 
     response = trigger("add-numbers", api_client, {"kwargs": {"x": 20, "y": 22}})
     assert response.status_code == 202, response.content
     run = JobRun.objects.get(job=job)
-    assert response.json() == {"run": run.pk, "status": "queued", "job": "add-numbers",
-                               "status_url": f"/api/runs/{run.pk}"}
+    assert response.json() == {
+        "run": run.pk,
+        "status": "queued",
+        "job": "add-numbers",
+        "status_url": f"/api/runs/{run.pk}",
+    }
     assert finished(run.pk)
     run.refresh_from_db()
     assert (run.status, run.trigger, run.result, run.kwargs) == ("succeeded", "api", 42, {"x": 20, "y": 22})
@@ -87,11 +98,30 @@ def test_a_signed_trigger_queues_an_api_run_that_succeeds(make_job, api_client, 
     status = call("GET", f"/api/runs/{run.pk}", api_client)
     assert status.status_code == 200
     body = status.json()
-    assert set(body) == {"run", "job", "status", "trigger", "attempt", "scheduled_for", "started_at",
-                         "finished_at", "duration_seconds", "result", "error", "progress"}
+    assert set(body) == {
+        "run",
+        "job",
+        "status",
+        "trigger",
+        "attempt",
+        "scheduled_for",
+        "started_at",
+        "finished_at",
+        "duration_seconds",
+        "result",
+        "error",
+        "progress",
+    }
     assert {k: body[k] for k in ("run", "job", "status", "trigger", "attempt", "result", "error", "progress")} == {
-        "run": run.pk, "job": "add-numbers", "status": "succeeded", "trigger": "api", "attempt": 1, "result": 42,
-        "error": None, "progress": 1.0}
+        "run": run.pk,
+        "job": "add-numbers",
+        "status": "succeeded",
+        "trigger": "api",
+        "attempt": 1,
+        "result": 42,
+        "error": None,
+        "progress": 1.0,
+    }
     assert body["duration_seconds"] >= 0 and dt.datetime.fromisoformat(body["finished_at"]) == run.finished_at
     assert dt.datetime.fromisoformat(body["scheduled_for"]) == run.scheduled_for
     api_client.refresh_from_db()
@@ -126,6 +156,7 @@ def _sent_without(header):
         headers = signing.sign(client.key_id, client.plain, "POST", f"/api/jobs/{job.name}/trigger")
         del headers[header]
         return Client().post(f"/api/jobs/{job.name}/trigger", headers=headers)
+
     return send
 
 
@@ -136,9 +167,12 @@ REFUSED = {
     "no signature": (_sent_without(signing.SIGNATURE_HEADER), "missing header X-Taskhub-Signature"),
     "unsigned": (lambda job, c: Client().post(f"/api/jobs/{job.name}/trigger"), "missing header X-Taskhub-Key, "),
     "wrong secret": (lambda job, c: trigger(job.name, c, secret="0" * 64), "bad signature"),
-    "unknown key": (lambda job, c: call("POST", f"/api/jobs/{job.name}/trigger",
-                                        type("Other", (), {"key_id": "thk_nobody", "plain": c.plain})),
-                    "unknown API key"),
+    "unknown key": (
+        lambda job, c: call(
+            "POST", f"/api/jobs/{job.name}/trigger", type("Other", (), {"key_id": "thk_nobody", "plain": c.plain})
+        ),
+        "unknown API key",
+    ),
     "6 minutes old": (lambda job, c: trigger(job.name, c, timestamp=int(time.time()) - 360), "more than 5 minutes"),
     "6 minutes ahead": (lambda job, c: trigger(job.name, c, timestamp=int(time.time()) + 360), "more than 5 minutes"),
     "timestamp not seconds": (lambda job, c: trigger(job.name, c, timestamp="1e9"), "whole Unix seconds"),
@@ -162,8 +196,7 @@ def test_a_body_changed_after_signing_is_refused(make_job, api_client, memory_en
     job = make_job()
     path = f"/api/jobs/{job.name}/trigger"
     headers = signing.sign(api_client.key_id, api_client.plain, "POST", path, b'{"kwargs": {"x": 1, "y": 2}}')
-    response = Client().post(path, b'{"kwargs": {"x": 1, "y": 3}}', content_type="application/json",
-                             headers=headers)
+    response = Client().post(path, b'{"kwargs": {"x": 1, "y": 3}}', content_type="application/json", headers=headers)
     assert error_of(response, 401) == "bad signature"
     assert not JobRun.objects.exists()
 
@@ -228,8 +261,11 @@ def test_csrf_does_not_apply_to_signed_requests(make_job, api_client, memory_eng
 # -- the other refusals ----------------------------------------------------------------------
 @pytest.mark.django_db
 def test_unknown_or_not_allowed_job_404_paused_409(make_job, api_client, memory_engines):
-    allowed, forbidden, paused = make_job(name="allowed"), make_job(name="forbidden"), make_job(name="paused",
-                                                                                                 enabled=False)
+    allowed, forbidden, paused = (
+        make_job(name="allowed"),
+        make_job(name="forbidden"),
+        make_job(name="paused", enabled=False),
+    )
     assert error_of(trigger("nope", api_client), 404) == "no job named 'nope'"
     assert error_of(trigger("paused", api_client), 409) == "job 'paused' is paused"
     restrict(api_client, [allowed, paused])
@@ -242,21 +278,29 @@ def test_unknown_or_not_allowed_job_404_paused_409(make_job, api_client, memory_
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("body, status, error, fields", [
-    ({"kwargs": {"x": "1", "y": 2}}, 400, "x: must be an integer", {"x": "must be an integer"}),
-    ({"kwargs": {"x": 1}}, 400, "y: missing", {"y": "missing"}),
-    ({"kwargs": {"x": 1, "y": 2, "z": 3}}, 400, "z: unknown parameter", {"z": "unknown parameter"}),
-    ({"kwargs": {"x": 1.5, "y": "2", "context": 1}}, 400, "context: is supplied by taskhub",
-     {"context": "is supplied by taskhub, not by kwargs", "x": "must be an integer", "y": "must be an integer"}),
-    ({"kwargs": [1, 2]}, 400, "kwargs must be a JSON object", None),
-    ({"kwargs": None}, 400, "kwargs must be a JSON object", None),
-    ([1, 2], 400, "the body must be a JSON object", None),
-    ({"kwarg": {"x": 1}}, 400, "unknown field 'kwarg'", None),
-    (b"x=1&y=2", 400, "the body must be JSON", None),
-    (b"\xff\xfe", 400, "the body must be JSON", None),
-])
-def test_bad_kwargs_or_body_get_400_naming_the_problem(make_job, api_client, memory_engines, body, status,
-                                                       error, fields):
+@pytest.mark.parametrize(
+    "body, status, error, fields",
+    [
+        ({"kwargs": {"x": "1", "y": 2}}, 400, "x: must be an integer", {"x": "must be an integer"}),
+        ({"kwargs": {"x": 1}}, 400, "y: missing", {"y": "missing"}),
+        ({"kwargs": {"x": 1, "y": 2, "z": 3}}, 400, "z: unknown parameter", {"z": "unknown parameter"}),
+        (
+            {"kwargs": {"x": 1.5, "y": "2", "context": 1}},
+            400,
+            "context: is supplied by taskhub",
+            {"context": "is supplied by taskhub, not by kwargs", "x": "must be an integer", "y": "must be an integer"},
+        ),
+        ({"kwargs": [1, 2]}, 400, "kwargs must be a JSON object", None),
+        ({"kwargs": None}, 400, "kwargs must be a JSON object", None),
+        ([1, 2], 400, "the body must be a JSON object", None),
+        ({"kwarg": {"x": 1}}, 400, "unknown field 'kwarg'", None),
+        (b"x=1&y=2", 400, "the body must be JSON", None),
+        (b"\xff\xfe", 400, "the body must be JSON", None),
+    ],
+)
+def test_bad_kwargs_or_body_get_400_naming_the_problem(
+    make_job, api_client, memory_engines, body, status, error, fields
+):
     job = make_job()
     response = trigger(job.name, api_client, body)
     message = error_of(response, status)
@@ -274,7 +318,8 @@ def test_bad_kwargs_or_body_get_400_naming_the_problem(make_job, api_client, mem
 def test_a_body_over_djangos_upload_limit_gets_413(make_job, api_client, memory_engines):
     job = make_job()
     assert error_of(trigger(job.name, api_client, {"kwargs": {"x": 1, "y": 2, "pad": "." * 100}}), 413) == (
-        "request body too large")
+        "request body too large"
+    )
     assert not JobRun.objects.exists()
 
 
@@ -303,12 +348,22 @@ def test_only_the_right_method_and_known_paths(make_job, api_client, memory_engi
 @pytest.mark.django_db
 def test_run_status_404_and_the_last_error_line(make_job, api_client):
     mine, theirs = make_job(name="mine"), make_job(name="theirs")
-    failed = make_run(mine, status="failed", attempt=3, progress=0.5,
-                      error='Traceback (most recent call last):\n  File "x.py", line 1\nValueError: boom\n')
+    failed = make_run(
+        mine,
+        status="failed",
+        attempt=3,
+        progress=0.5,
+        error='Traceback (most recent call last):\n  File "x.py", line 1\nValueError: boom\n',
+    )
     other = make_run(theirs)
     body = call("GET", f"/api/runs/{failed.pk}", api_client).json()
     assert (body["status"], body["attempt"], body["error"], body["progress"], body["result"]) == (
-        "failed", 3, "ValueError: boom", 0.5, None)
+        "failed",
+        3,
+        "ValueError: boom",
+        0.5,
+        None,
+    )
     assert body["started_at"] is None and body["trigger"] == "schedule"
     assert error_of(call("GET", "/api/runs/999999", api_client), 404) == "no run 999999"
     restrict(api_client, [mine])
@@ -348,8 +403,9 @@ def assert_shown_once_and_kept_nowhere(response, secret, admin_client):
 @pytest.mark.django_db
 def test_the_admin_shows_a_new_secret_once_and_stores_it_encrypted(admin_client, make_job, memory_engines):
     job = make_job()
-    response = admin_client.post(reverse("admin:tasks_app_apiclient_add"),
-                                 {"name": "deploy-bot", "enabled": "on", "allowed_jobs": [job.pk]})
+    response = admin_client.post(
+        reverse("admin:tasks_app_apiclient_add"), {"name": "deploy-bot", "enabled": "on", "allowed_jobs": [job.pk]}
+    )
     client = ApiClient.objects.get(name="deploy-bot")
     [secret] = shown_secrets(response)
     assert len(secret) == 64 and client.key_id in response.text and "shown only on this page" in response.text
@@ -388,8 +444,9 @@ def test_a_client_has_all_jobs_or_some_never_both_and_none_is_none(admin_client,
 
 
 @pytest.mark.django_db
-def test_rotating_shows_the_new_secret_once_and_the_old_one_stops_working(admin_client, make_job, api_client,
-                                                                         memory_engines):
+def test_rotating_shows_the_new_secret_once_and_the_old_one_stops_working(
+    admin_client, make_job, api_client, memory_engines
+):
     job = make_job()
     other, _ = ApiClient.objects.create_client(name="other")
     before = api_client.secret_encrypted
@@ -436,7 +493,7 @@ taskhub_api() {  # taskhub_api METHOD PATH [BODY]
 CURL_TRIGGER = """taskhub_api POST /api/jobs/add-numbers/trigger '{"kwargs": {"x": 1, "y": 2}}'"""
 CURL_STATUS = "taskhub_api GET /api/runs/42"
 
-PYTHON_SNIPPET = r'''
+PYTHON_SNIPPET = r"""
 import hashlib, hmac, json, os, secrets, time, urllib.error, urllib.request
 
 TASKHUB_URL = os.environ["TASKHUB_URL"]  # e.g. https://taskhub.example.com
@@ -462,7 +519,7 @@ run = taskhub_api("POST", "/api/jobs/add-numbers/trigger", {"kwargs": {"x": 1, "
 while (status := taskhub_api("GET", run["status_url"]))["status"] in ("queued", "running"):
     time.sleep(1)
 print(status["status"], status["result"])
-'''
+"""
 
 
 @pytest.fixture
@@ -470,8 +527,12 @@ def snippet_env(live_server, make_job, api_client, memory_engines):
     # The server thread and the engine's threads write at once: the in-memory SQLite fallback locks up.
     require(POSTGRES_URL, "Postgres")
     make_job(name="add-numbers", kwargs={"x": 0, "y": 0})
-    return {**os.environ, "TASKHUB_URL": live_server.url, "TASKHUB_KEY_ID": api_client.key_id,
-            "TASKHUB_SECRET": api_client.plain}
+    return {
+        **os.environ,
+        "TASKHUB_URL": live_server.url,
+        "TASKHUB_KEY_ID": api_client.key_id,
+        "TASKHUB_SECRET": api_client.plain,
+    }
 
 
 def _sh(shell, script, env):
@@ -492,19 +553,25 @@ def test_the_readme_curl_and_openssl_snippet_works(snippet_env, shell):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_readme_python_snippet_works(snippet_env):
-    done = subprocess.run([sys.executable, "-c", PYTHON_SNIPPET], env=snippet_env, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", PYTHON_SNIPPET], env=snippet_env, capture_output=True, text=True, timeout=60
+    )
     assert (done.returncode, done.stdout, done.stderr) == (0, "succeeded 3\n", "")
     assert JobRun.objects.get().trigger == "api"
 
 
 # -- signing, as pure functions --------------------------------------------------------------
 def test_the_signature_is_hmac_sha256_of_the_documented_string():
-    headers = signing.sign("thk_k", "s3cret", "post", "/api/jobs/a/trigger", b"{}", timestamp=1700000000,
-                           nonce="n0nce-n0nce")
+    headers = signing.sign(
+        "thk_k", "s3cret", "post", "/api/jobs/a/trigger", b"{}", timestamp=1700000000, nonce="n0nce-n0nce"
+    )
     message = f"1700000000\nPOST\n/api/jobs/a/trigger\n{hashlib.sha256(b'{}').hexdigest()}\nn0nce-n0nce"
-    assert headers == {"X-Taskhub-Key": "thk_k", "X-Taskhub-Timestamp": "1700000000", "X-Taskhub-Nonce": "n0nce-n0nce",
-                       "X-Taskhub-Signature": hmac.new(b"s3cret", message.encode(), hashlib.sha256).hexdigest()}
+    assert headers == {
+        "X-Taskhub-Key": "thk_k",
+        "X-Taskhub-Timestamp": "1700000000",
+        "X-Taskhub-Nonce": "n0nce-n0nce",
+        "X-Taskhub-Signature": hmac.new(b"s3cret", message.encode(), hashlib.sha256).hexdigest(),
+    }
     signing.check_signature("s3cret", headers, "POST", "/api/jobs/a/trigger", b"{}")
     signing.check_fresh("1700000000", now=1700000000 + 300)
     with pytest.raises(signing.SignatureError):

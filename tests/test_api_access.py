@@ -8,10 +8,11 @@ outside the client's scope answers exactly as one that does not exist.
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tasks_app.models.api_clients import ApiClient, _fernet
 from tasks_app.models import Job, JobRun
+from tasks_app.models.api_clients import ApiClient, _fernet
 from tests.factories import job_factory
 from tests.test_api import call, error_of, make_run
 
@@ -73,9 +74,11 @@ def test_a_job_or_run_not_yours_answers_exactly_as_one_that_does_not_exist(memor
 def test_the_scope_is_read_from_the_rows_at_request_time(memory_engines):
     """A client loaded before it was disabled, deleted or emptied grants nothing afterwards."""
     job = job_factory(name="echo")
-    for change in (lambda c: ApiClient.objects.filter(pk=c.pk).update(enabled=False),
-                   lambda c: ApiClient.objects.filter(pk=c.pk).update(all_jobs=False),
-                   lambda c: ApiClient.objects.filter(pk=c.pk).delete()):
+    for change in (
+        lambda c: ApiClient.objects.filter(pk=c.pk).update(enabled=False),
+        lambda c: ApiClient.objects.filter(pk=c.pk).update(all_jobs=False),
+        lambda c: ApiClient.objects.filter(pk=c.pk).delete(),
+    ):
         client = restricted(all_jobs=True)
         assert client.jobs().filter(pk=job.pk).exists()
         change(client)
@@ -102,8 +105,14 @@ names = st.sets(st.sampled_from(NAMES))
 @pytest.mark.django_db
 def test_a_client_never_reaches_a_job_outside_its_explicit_scope(memory_engines):
     @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(before=names, after=names, allowed=names, deleted=names, all_jobs=st.booleans(),
-           fate=st.sampled_from([None, None, None, *REVOKED]))
+    @given(
+        before=names,
+        after=names,
+        allowed=names,
+        deleted=names,
+        all_jobs=st.booleans(),
+        fate=st.sampled_from([None, None, None, *REVOKED]),
+    )
     def scope_holds(before, after, allowed, deleted, all_jobs, fate):
         after -= before
         with transaction.atomic():
@@ -165,12 +174,19 @@ def test_the_migration_gives_clients_with_no_jobs_all_jobs_and_keeps_restricted_
     try:
         old = executor.loader.project_state(before).apps
         job = old.get_model("tasks_app", "Job").objects.create(
-            name="echo", handler="number_sum", kwargs={"x": 1, "y": 2}, schedule_type="interval",
-            interval_seconds=3600, engine="apscheduler", timezone="UTC")
+            name="echo",
+            handler="number_sum",
+            kwargs={"x": 1, "y": 2},
+            schedule_type="interval",
+            interval_seconds=3600,
+            engine="apscheduler",
+            timezone="UTC",
+        )
         OldClient = old.get_model("tasks_app", "ApiClient")
         OldClient.objects.create(name="unrestricted", key_id="thk_a", secret_encrypted="x", created_at=timezone.now())
-        OldClient.objects.create(name="restricted", key_id="thk_b", secret_encrypted="x",
-                                 created_at=timezone.now()).allowed_jobs.set([job.pk])
+        OldClient.objects.create(
+            name="restricted", key_id="thk_b", secret_encrypted="x", created_at=timezone.now()
+        ).allowed_jobs.set([job.pk])
         MigrationExecutor(connection).migrate(after)
     finally:  # the later tests need the current schema whatever happened here
         executor = MigrationExecutor(connection)
@@ -207,8 +223,9 @@ def test_a_client_deleted_in_the_admin_is_refused(admin_client, memory_engines):
     job = job_factory()
     gone, kept = restricted("gone", all_jobs=True), restricted("kept", all_jobs=True)
     changelist = reverse("admin:tasks_app_apiclient_changelist")
-    response = admin_client.post(changelist, {"action": "delete_selected", "_selected_action": [gone.pk],
-                                              "post": "yes"})
+    response = admin_client.post(
+        changelist, {"action": "delete_selected", "_selected_action": [gone.pk], "post": "yes"}
+    )
     assert response.status_code == 302 and list(ApiClient.objects.values_list("name", flat=True)) == ["kept"]
     assert error_of(trigger(job.name, gone), 401) == "unknown API key"
     assert trigger(job.name, kept).status_code == 202

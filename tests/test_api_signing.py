@@ -14,18 +14,20 @@ import pytest
 from django.conf import settings
 from django.db import transaction
 from django.test import Client
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from tasks_app.api import signing
-from tasks_app.models.api_clients import ApiClient
 from tasks_app.models import JobRun
+from tasks_app.models.api_clients import ApiClient
 from tests.helpers import wait_for
 from tests.processes import processes  # noqa: F401  (fixture)
 from tests.test_api import error_of
 
 AS_SENT = [
-    "/api/jobs/%61dd/trigger",           # an escape that needs none
-    "/api/jobs/add/trigger?",            # a bare "?"
+    "/api/jobs/%61dd/trigger",  # an escape that needs none
+    "/api/jobs/add/trigger?",  # a bare "?"
     "/api/jobs/add/trigger?note=caf%c3%a9&x",  # lower-case hex in the query
     "/api/jobs/%61%64%64/trigger?",
 ]
@@ -71,13 +73,16 @@ def test_the_absolute_form_of_a_request_target_signs_its_path(make_job, signer, 
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("signed, sent", [
-    ("/api/jobs/%61dd/trigger", "/api/jobs/%62dd/trigger"),     # another job, escaped
-    ("/api/jobs/add/trigger?x=1", "/api/jobs/add/trigger?x=2"),
-    ("/api/jobs/add/trigger?x=%c3%a9", "/api/jobs/add/trigger?x=%c3%a8"),
-    ("/api/jobs/add/trigger", "/api/jobs/add/trigger?"),        # the exact target, not an equivalent one
-    ("/api/jobs/add/trigger", "/api/jobs/%61dd/trigger"),
-])
+@pytest.mark.parametrize(
+    "signed, sent",
+    [
+        ("/api/jobs/%61dd/trigger", "/api/jobs/%62dd/trigger"),  # another job, escaped
+        ("/api/jobs/add/trigger?x=1", "/api/jobs/add/trigger?x=2"),
+        ("/api/jobs/add/trigger?x=%c3%a9", "/api/jobs/add/trigger?x=%c3%a8"),
+        ("/api/jobs/add/trigger", "/api/jobs/add/trigger?"),  # the exact target, not an equivalent one
+        ("/api/jobs/add/trigger", "/api/jobs/%61dd/trigger"),
+    ],
+)
 def test_a_target_changed_after_signing_is_refused(make_job, signer, memory_engines, signed, sent):
     make_job(name="add"), make_job(name="bdd")
     assert error_of(send(signer, sent, signed=signed), 401) == "bad signature"
@@ -85,11 +90,14 @@ def test_a_target_changed_after_signing_is_refused(make_job, signer, memory_engi
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("sent, canonical", [
-    ("/api/jobs/%61dd/trigger", "/api/jobs/add/trigger"),
-    ("/api/jobs/add/trigger?", "/api/jobs/add/trigger"),
-    ("/api/jobs/add/trigger?note=caf%c3%a9", "/api/jobs/add/trigger?note=caf%c3%a9"),  # the query as received
-])
+@pytest.mark.parametrize(
+    "sent, canonical",
+    [
+        ("/api/jobs/%61dd/trigger", "/api/jobs/add/trigger"),
+        ("/api/jobs/add/trigger?", "/api/jobs/add/trigger"),
+        ("/api/jobs/add/trigger?note=caf%c3%a9", "/api/jobs/add/trigger?note=caf%c3%a9"),  # the query as received
+    ],
+)
 def test_without_the_raw_target_the_canonical_form_is_signed(make_job, signer, memory_engines, sent, canonical):
     make_job(name="add")
     assert send(signer, sent, signed=canonical, raw=False).status_code == 202
@@ -97,13 +105,16 @@ def test_without_the_raw_target_the_canonical_form_is_signed(make_job, signer, m
         assert error_of(send(signer, sent, raw=False), 401) == "bad signature"
 
 
-@pytest.mark.parametrize("path, query, canonical", [
-    ("/api/jobs/add/trigger", "", "/api/jobs/add/trigger"),
-    ("/api/jobs/café/trigger", "", "/api/jobs/caf%C3%A9/trigger"),
-    ("/a b/%/~-._", "", "/a%20b/%25/~-._"),
-    ("/a:b@c!$&'()*+,;=", "x=%c3%a9&y", "/a:b@c!$&'()*+,;=?x=%c3%a9&y"),
-    ("/q?/#", "", "/q%3F/%23"),
-])
+@pytest.mark.parametrize(
+    "path, query, canonical",
+    [
+        ("/api/jobs/add/trigger", "", "/api/jobs/add/trigger"),
+        ("/api/jobs/café/trigger", "", "/api/jobs/caf%C3%A9/trigger"),
+        ("/a b/%/~-._", "", "/a%20b/%25/~-._"),
+        ("/a:b@c!$&'()*+,;=", "x=%c3%a9&y", "/a:b@c!$&'()*+,;=?x=%c3%a9&y"),
+        ("/q?/#", "", "/q%3F/%23"),
+    ],
+)
 def test_the_canonical_form(path, query, canonical):
     assert signing.canonical_target(path, query) == canonical
 
@@ -126,15 +137,22 @@ def test_any_escaping_of_the_path_verifies_as_sent_and_no_other_does(make_job, s
     job = make_job(name="add.numbers-2")
 
     @hypothesis_settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(choices=st.lists(st.sampled_from([None, "X", "x"]), min_size=len(job.name), max_size=len(job.name)),
-           query=st.sampled_from(["", "?", "?a=%c3%a9", "?a=b&c"]), other=st.integers(0, 3))
+    @given(
+        choices=st.lists(st.sampled_from([None, "X", "x"]), min_size=len(job.name), max_size=len(job.name)),
+        query=st.sampled_from(["", "?", "?a=%c3%a9", "?a=b&c"]),
+        other=st.integers(0, 3),
+    )
     def verifies_as_sent(choices, query, other):
         sent = f"/api/jobs/{_escaped(job.name, choices)}/trigger{query}"
         with transaction.atomic():
             assert send(signer, sent).status_code == 202, sent
             transaction.set_rollback(True)
-        variants = {f"/api/jobs/{job.name}/trigger{query}", sent.lower(), sent.upper().replace("/API/JOBS", "/api/jobs"),
-                    f"/api/jobs/{_escaped(job.name, choices[other:] + choices[:other])}/trigger{query}"} - {sent}
+        variants = {
+            f"/api/jobs/{job.name}/trigger{query}",
+            sent.lower(),
+            sent.upper().replace("/API/JOBS", "/api/jobs"),
+            f"/api/jobs/{_escaped(job.name, choices[other:] + choices[:other])}/trigger{query}",
+        } - {sent}
         for signed in variants:  # an equivalent target signed is still not the one sent
             assert error_of(send(signer, sent, signed=signed), 401) == "bad signature"
 
@@ -157,9 +175,11 @@ def test_under_runserver_the_canonical_form_is_signed(live_server, make_job, mem
     make_job(name="add")
     client, secret = ApiClient.objects.create_client(name="runserver", all_jobs=True)
     host, port = live_server.thread.host, live_server.thread.port
-    for sent, canonical in [("/api/jobs/%61dd/trigger", "/api/jobs/add/trigger"),
-                            ("/api/jobs/add/trigger?", "/api/jobs/add/trigger"),
-                            ("/api/jobs/caf%c3%a9/trigger", "/api/jobs/caf%C3%A9/trigger")]:
+    for sent, canonical in [
+        ("/api/jobs/%61dd/trigger", "/api/jobs/add/trigger"),
+        ("/api/jobs/add/trigger?", "/api/jobs/add/trigger"),
+        ("/api/jobs/caf%c3%a9/trigger", "/api/jobs/caf%C3%A9/trigger"),
+    ]:
         assert _post(host, port, sent, signing.sign(client.key_id, secret, "POST", canonical))[0] in (202, 404)
         assert _post(host, port, sent, signing.sign(client.key_id, secret, "POST", sent))[0] == 401
 
@@ -172,13 +192,22 @@ def _free_port() -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_under_gunicorn_the_target_is_signed_as_sent(processes, make_job):  # noqa: F811
+def test_under_gunicorn_the_target_is_signed_as_sent(processes, make_job):
     make_job(name="add")
     client, secret = ApiClient.objects.create_client(name="gunicorn", all_jobs=True)
     port = _free_port()
-    web = processes.start("web", "-m", "gunicorn", "taskhub.wsgi:application", "--bind", f"127.0.0.1:{port}",
-                          "--workers", "1", ALLOWED_HOSTS="127.0.0.1",
-                          SECRET_KEY=settings.SECRET_KEY)  # it decrypts the client's secret
+    web = processes.start(
+        "web",
+        "-m",
+        "gunicorn",
+        "taskhub.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        ALLOWED_HOSTS="127.0.0.1",
+        SECRET_KEY=settings.SECRET_KEY,
+    )  # it decrypts the client's secret
 
     def post(sent, signed):
         return _post("127.0.0.1", port, sent, signing.sign(client.key_id, secret, "POST", signed))

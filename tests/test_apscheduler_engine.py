@@ -9,11 +9,10 @@ from django.db import connection
 from django.utils import timezone
 
 from tasks_app.engines import request_run
-from tasks_app.scheduling import slots
-from tasks_app.runner import run_requests
 from tasks_app.engines.apscheduler.engine import SlotTrigger
 from tasks_app.engines.base import EngineUnavailable
 from tasks_app.models import Job, JobRun, SchedulerHeartbeat
+from tasks_app.scheduling import slots
 from tests.processes import processes, wait_for  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
@@ -41,7 +40,9 @@ def start_leader(processes):
 def test_interval_cron_and_one_off_jobs_fire_and_are_recorded(make_job, processes):
     every_second = aps_job(make_job, schedule_type="interval", interval_seconds=1, kwargs={"x": 1, "y": 1})
     cron = aps_job(make_job, schedule_type="cron", cron_expression="* * * * *", kwargs={"x": 2, "y": 2})
-    once = aps_job(make_job, schedule_type="once", run_at=timezone.now() + dt.timedelta(seconds=4), kwargs={"x": 3, "y": 3})
+    once = aps_job(
+        make_job, schedule_type="once", run_at=timezone.now() + dt.timedelta(seconds=4), kwargs={"x": 3, "y": 3}
+    )
     start_leader(processes)
     assert wait_for(lambda: len(runs(every_second, status="succeeded")) >= 3)
     assert wait_for(lambda: runs(once, status="succeeded"))
@@ -53,6 +54,7 @@ def test_interval_cron_and_one_off_jobs_fire_and_are_recorded(make_job, processe
     assert len(ticks) == len(set(ticks)) and all(t.microsecond == 0 for t in ticks)
 
     from django_apscheduler.models import DjangoJobExecution
+
     assert DjangoJobExecution.objects.filter(job_id=f"taskhub-job-{every_second.pk}", status="Executed").exists()
 
 
@@ -78,6 +80,7 @@ def test_edits_pauses_resumes_and_deletes_reach_the_running_scheduler(make_job, 
     assert wait_for(lambda: runs(ticking, scheduled_for__gt=resumed_at))
     ticking.delete()
     from django_apscheduler.models import DjangoJob
+
     assert wait_for(lambda: not DjangoJob.objects.filter(id=f"taskhub-job-{ticking.pk}").exists(), timeout=5)
 
 
@@ -99,8 +102,7 @@ def test_the_misfire_policy_after_ten_minutes_of_downtime(make_job, processes):
 
     from django_apscheduler.models import DjangoJob
 
-    job = aps_job(make_job, schedule_type="cron", cron_expression="* * * * *", misfire_grace_seconds=300,
-                  coalesce=True)
+    job = aps_job(make_job, schedule_type="cron", cron_expression="* * * * *", misfire_grace_seconds=300, coalesce=True)
     first = start_leader(processes)
     assert wait_for(lambda: leader_pid() and _stored(job))
     os.killpg(first.pid, signal.SIGTERM)
@@ -129,14 +131,21 @@ def test_the_misfire_policy_after_ten_minutes_of_downtime(make_job, processes):
 
 def _stored(job):
     from django_apscheduler.models import DjangoJob
+
     return DjangoJob.objects.filter(id=f"taskhub-job-{job.pk}").exists()
 
 
 def test_two_schedulers_one_effect_per_slot_and_the_standby_takes_over(make_job, processes):
     leader = start_leader(processes)
     standby = processes.apscheduler()
-    job = aps_job(make_job, handler="test_count", kwargs={"key": "aps-two"}, schedule_type="interval",
-                  interval_seconds=1, coalesce=False)
+    job = aps_job(
+        make_job,
+        handler="test_count",
+        kwargs={"key": "aps-two"},
+        schedule_type="interval",
+        interval_seconds=1,
+        coalesce=False,
+    )
     assert wait_for(lambda: len(runs(job, status="succeeded")) >= 3)  # the leader fires, the standby waits
     os.killpg(leader.pid, signal.SIGKILL)
     killed_at = timezone.now()
@@ -150,8 +159,9 @@ def test_two_schedulers_one_effect_per_slot_and_the_standby_takes_over(make_job,
 
 def test_two_active_schedulers_without_the_lock_still_run_each_slot_once(make_job, processes, monkeypatch):
     """The slot's unique constraint is the backstop when the lock is bypassed."""
-    job = aps_job(make_job, handler="test_count", kwargs={"key": "aps-nolock"}, schedule_type="interval",
-                  interval_seconds=1)
+    job = aps_job(
+        make_job, handler="test_count", kwargs={"key": "aps-nolock"}, schedule_type="interval", interval_seconds=1
+    )
     processes.apscheduler(TASKHUB_LEADER_LOCK="off")
     processes.apscheduler(TASKHUB_LEADER_LOCK="off")
     assert wait_for(lambda: len(runs(job, status="succeeded")) >= 8, timeout=30)
@@ -168,12 +178,15 @@ def test_dropped_database_connections_mid_run_leave_nothing_running(make_job, pr
     run = request_run(slow)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "running")
     with connection.cursor() as cursor:  # what a Postgres restart does to every client session
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
     dropped_at = timezone.now()
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded", timeout=60)
-    assert wait_for(lambda: runs(ticking, scheduled_for__gt=dropped_at + dt.timedelta(seconds=2), status="succeeded"),
-                    timeout=30)
+    assert wait_for(
+        lambda: runs(ticking, scheduled_for__gt=dropped_at + dt.timedelta(seconds=2), status="succeeded"), timeout=30
+    )
     assert not JobRun.objects.filter(status="running", heartbeat_at__lt=timezone.now() - dt.timedelta(seconds=10))
 
 

@@ -26,8 +26,14 @@ def test_few_loose_modules_in_the_app():
     assert len(loose) <= 8, loose
 
 
-@pytest.mark.parametrize("package", sorted(p.parent.relative_to(ROOT).as_posix() for p in APP.glob("*/__init__.py")
-                                           if p.parent.name not in {"migrations", "management"}))
+@pytest.mark.parametrize(
+    "package",
+    sorted(
+        p.parent.relative_to(ROOT).as_posix()
+        for p in APP.glob("*/__init__.py")
+        if p.parent.name not in {"migrations", "management"}
+    ),
+)
 def test_each_package_says_what_it_is_and_is_not(package):
     docstring = ast.get_docstring(ast.parse((ROOT / package / "__init__.py").read_text())) or ""
     assert len(docstring.split()) >= 25, f"{package}/__init__.py needs a docstring saying what it holds"

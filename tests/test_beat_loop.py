@@ -129,8 +129,12 @@ def test_the_message_names_the_job_and_slot_and_takes_the_jobs_queue(make_job, b
     beat.tick_at(T0)
     beat.tick_at(at(10))
     [message] = beat.outbox
-    assert message.kwargs == {"job_id": job.pk, "scheduled_for": at(10).isoformat(), "attempt": 1,
-                              "trigger": "schedule"}
+    assert message.kwargs == {
+        "job_id": job.pk,
+        "scheduled_for": at(10).isoformat(),
+        "attempt": 1,
+        "trigger": "schedule",
+    }
     assert message.options["queue"] == "reports"
 
 
@@ -204,11 +208,14 @@ def test_a_job_created_while_beat_runs_fires_from_its_next_slot(make_job, beat):
 # -- one bad row never stops it -------------------------------------------------------------------
 def test_broken_rows_are_skipped_with_their_reason_while_the_others_fire(make_job, beat, caplog):
     good = every(make_job, 10)
-    broken = {kind: poison(celery_job(make_job, schedule_type="cron", cron_expression="0 3 * * *"), **fields)
-              for kind, (fields, _) in POISON.items()}
+    broken = {
+        kind: poison(celery_job(make_job, schedule_type="cron", cron_expression="0 3 * * *"), **fields)
+        for kind, (fields, _) in POISON.items()
+    }
     # Valid, at the very end of the calendar: its jitter must not overflow past year 9999.
-    celery_job(make_job, schedule_type="once", jitter_seconds=3600,
-               run_at=dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC))
+    celery_job(
+        make_job, schedule_type="once", jitter_seconds=3600, run_at=dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC)
+    )
 
     assert beat.run_until(at(60)) == [(good.pk, at(s)) for s in range(10, 61, 10)]
     assert set(beat.quarantine.reasons) == {job.pk for job in broken.values()}
@@ -243,8 +250,9 @@ def test_taking_the_lead_after_downtime_coalesces_into_the_latest_slot_and_recor
     job = every(make_job, 60, misfire_grace_seconds=300, coalesce=True)
     owing_since(job, last_run=at(-600))
     assert beat.tick_at(T0) == [(job.pk, T0)]  # ten slots were owed: -540 s .. 0 s
-    assert skipped(job) == [(at(s), "misfire") for s in range(-540, -300, 60)] + \
-                           [(at(s), "coalesced") for s in range(-300, 0, 60)]
+    assert skipped(job) == [(at(s), "misfire") for s in range(-540, -300, 60)] + [
+        (at(s), "coalesced") for s in range(-300, 0, 60)
+    ]
     assert beat.tick_at(at(60)) == [(job.pk, at(60))]  # and on from there
 
 

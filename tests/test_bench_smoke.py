@@ -24,8 +24,11 @@ ROWS = {
 
 def bench_env() -> dict[str, str]:
     redis_server = REDIS_URL.rsplit("/", 1)[0]
-    return clean_env(BENCH_POSTGRES_URL=POSTGRES_URL.rsplit("/", 1)[0], BENCH_REDIS_URL=f"{redis_server}/12",
-                     BENCH_PEER_REDIS_URL=f"{redis_server}/13")
+    return clean_env(
+        BENCH_POSTGRES_URL=POSTGRES_URL.rsplit("/", 1)[0],
+        BENCH_REDIS_URL=f"{redis_server}/12",
+        BENCH_PEER_REDIS_URL=f"{redis_server}/13",
+    )
 
 
 @pytest.mark.timeout(400)

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from tasks_app.scheduling.describe import describe_schedule
 from tasks_app.models import Job, JobRun, SchedulerHeartbeat
+from tasks_app.scheduling.describe import describe_schedule
 from tests.browser import PASSWORD, admin_page, browser, log_in, screenshot, superuser  # noqa: F401  (fixtures)
 from tests.processes import processes, wait_for  # noqa: F401  (fixture)
 
@@ -36,8 +36,9 @@ def wait_for_leader(processes, scheduler: str):
 
 def fits_without_scrolling(page) -> bool:
     """Whether a change list's table fits its page (1400 px wide here) without a horizontal scroll bar."""
-    return page.evaluate("() => { const r = document.querySelector('#changelist .results');"
-                         " return r.scrollWidth <= r.clientWidth; }")
+    return page.evaluate(
+        "() => { const r = document.querySelector('#changelist .results'); return r.scrollWidth <= r.clientWidth; }"
+    )
 
 
 def recent_run_row(page, trigger: str):
@@ -81,8 +82,11 @@ def test_a_cron_job_from_its_form_through_runs_on_both_engines_to_deletion(admin
     page.click("input[name=_continue]")
     expect(page.locator(".messagelist .success")).to_contain_text("browser-report")
     job = Job.objects.get(name="browser-report")
-    assert (job.cron_expression, job.timezone, job.kwargs) == ("15 9 * * 1-5", "Europe/Amsterdam",
-                                                                {"seconds": 2, "steps": 4})
+    assert (job.cron_expression, job.timezone, job.kwargs) == (
+        "15 9 * * 1-5",
+        "Europe/Amsterdam",
+        {"seconds": 2, "steps": 4},
+    )
 
     # The schedule in words and the next five fire times, as the shared slot function has them.
     expect(page.locator(".field-schedule_in_words .readonly")).to_have_text(describe_schedule(job))
@@ -163,15 +167,14 @@ def test_a_running_run_shows_its_progress_moving_and_then_its_outcome(admin_page
     bar = page.locator("#run-progress progress")
     first = float(bar.get_attribute("value"))
     page.evaluate("window.notReloaded = true")
-    page.wait_for_function(f"Number(document.querySelector('#run-progress progress').value) > {first}",
-                           timeout=10_000)
+    page.wait_for_function(f"Number(document.querySelector('#run-progress progress').value) > {first}", timeout=10_000)
     assert page.evaluate("window.notReloaded") is True
     expect(page.locator("#run-progress span")).to_contain_text("step")
     screenshot(page, "run-page-running")
 
     # Once it ends the page reloads itself and shows the outcome.
     expect(page.locator(".field-live_status")).to_contain_text("Succeeded", timeout=RUN_WAIT_MS)
-    expect(page.locator(".field-result_json")).to_contain_text("\"slept\": 6")
+    expect(page.locator(".field-result_json")).to_contain_text('"slept": 6')
     screenshot(page, "run-page-succeeded")
 
 
@@ -182,13 +185,20 @@ def test_the_dashboard_and_a_job_page_draw_their_charts(admin_page, make_job):
     bad = make_job(name="bad-job")
     for index in range(40):
         job, status = (bad, "failed") if index % 4 == 0 else (good, "succeeded")
-        JobRun.objects.create(job=job, engine=job.engine, status=status, trigger="schedule",
-                              created_at=now - dt.timedelta(minutes=30 * index + 1),
-                              scheduled_for=now - dt.timedelta(minutes=30 * index + 1),
-                              started_at=now - dt.timedelta(minutes=30 * index),
-                              finished_at=now - dt.timedelta(minutes=30 * index) + dt.timedelta(seconds=index % 7 + 1),
-                              duration_seconds=index % 7 + 1, error="" if status == "succeeded" else
-                              "Traceback (most recent call last):\nValueError: the upstream said no")
+        JobRun.objects.create(
+            job=job,
+            engine=job.engine,
+            status=status,
+            trigger="schedule",
+            created_at=now - dt.timedelta(minutes=30 * index + 1),
+            scheduled_for=now - dt.timedelta(minutes=30 * index + 1),
+            started_at=now - dt.timedelta(minutes=30 * index),
+            finished_at=now - dt.timedelta(minutes=30 * index) + dt.timedelta(seconds=index % 7 + 1),
+            duration_seconds=index % 7 + 1,
+            error=""
+            if status == "succeeded"
+            else "Traceback (most recent call last):\nValueError: the upstream said no",
+        )
 
     page.goto("/admin/")
     timeline = page.locator("svg#taskhub-timeline")
@@ -217,8 +227,7 @@ def test_the_dashboard_and_a_job_page_draw_their_charts(admin_page, make_job):
     expect(page.locator("body")).to_contain_text('"database": {"ok": true')
 
 
-def test_a_view_only_user_sees_jobs_but_no_buttons_and_no_dashboard(browser, live_server, make_job,
-                                                                     django_user_model):
+def test_a_view_only_user_sees_jobs_but_no_buttons_and_no_dashboard(browser, live_server, make_job, django_user_model):
     from django.contrib.auth.models import Permission
 
     viewer = django_user_model.objects.create_user("viewer", password=PASSWORD, is_staff=True)

@@ -9,7 +9,6 @@ from django.utils import timezone
 from kombu import Connection, Exchange, Producer
 
 from tasks_app.engines import request_run
-from tasks_app.runner import run_requests
 from tasks_app.models import Job, JobRun, SchedulerHeartbeat
 from tests.processes import processes, wait_for  # noqa: F401  (fixture)
 from tests.services import REDIS_URL
@@ -30,8 +29,9 @@ def test_scheduled_runs_are_recorded_for_interval_cron_and_one_off_jobs(make_job
     processes.beat()
     every_second = celery_job(make_job, schedule_type="interval", interval_seconds=1, kwargs={"x": 1, "y": 1})
     cron = celery_job(make_job, schedule_type="cron", cron_expression="* * * * *", kwargs={"x": 2, "y": 2})
-    once = celery_job(make_job, schedule_type="once", run_at=timezone.now() + dt.timedelta(seconds=3),
-                      kwargs={"x": 3, "y": 3})
+    once = celery_job(
+        make_job, schedule_type="once", run_at=timezone.now() + dt.timedelta(seconds=3), kwargs={"x": 3, "y": 3}
+    )
     assert wait_for(lambda: len(runs(every_second, status="succeeded")) >= 3, timeout=30)
     assert wait_for(lambda: runs(once, status="succeeded"), timeout=30)
     next_minute = (timezone.now() + dt.timedelta(minutes=1)).replace(second=0, microsecond=0)
@@ -52,8 +52,9 @@ def test_run_now_goes_through_a_worker_and_retries_are_attempts(make_job, proces
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")
     assert JobRun.objects.get(pk=run.pk).result == 42
 
-    flaky = celery_job(make_job, handler="test_flaky", kwargs={"key": "celery-flaky", "fail_times": 2},
-                       retry_backoff_seconds=0.2)
+    flaky = celery_job(
+        make_job, handler="test_flaky", kwargs={"key": "celery-flaky", "fail_times": 2}, retry_backoff_seconds=0.2
+    )
     run = request_run(flaky)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status in ("succeeded", "failed"), timeout=30)
     run.refresh_from_db()
@@ -89,11 +90,14 @@ def test_edits_pauses_and_deletes_reach_a_running_beat(make_job, processes):
     job.kwargs = {"x": 100, "y": 1}
     job.save()
     edited_at = timezone.now()
-    assert wait_for(lambda: [r for r in runs(job, status="succeeded") if r.scheduled_for > edited_at and r.result == 101])
+    assert wait_for(
+        lambda: [r for r in runs(job, status="succeeded") if r.scheduled_for > edited_at and r.result == 101]
+    )
 
     job_id = job.pk
     job.delete()
     from django_celery_beat.models import PeriodicTask
+
     assert not PeriodicTask.objects.filter(name__startswith=f"taskhub:{job_id}:").exists()
 
 
@@ -125,13 +129,21 @@ def test_two_beats_give_one_effect_per_slot_and_the_standby_takes_over(make_job,
     leader = processes.beat()
     assert wait_for(lambda: SchedulerHeartbeat.objects.filter(scheduler="beat").first())
     standby = processes.beat()
-    job = celery_job(make_job, handler="test_count", kwargs={"key": "two-beats"}, schedule_type="interval",
-                     interval_seconds=1, coalesce=False)
+    job = celery_job(
+        make_job,
+        handler="test_count",
+        kwargs={"key": "two-beats"},
+        schedule_type="interval",
+        interval_seconds=1,
+        coalesce=False,
+    )
     assert wait_for(lambda: len(runs(job, status="succeeded")) >= 5, timeout=30)  # the leader sends, the standby waits
     os.killpg(leader.pid, signal.SIGKILL)
     killed_at = timezone.now()
-    took_over = wait_for(lambda: SchedulerHeartbeat.objects.filter(
-        scheduler="beat", leader__endswith=f":{standby.pid}").first(), timeout=15)
+    took_over = wait_for(
+        lambda: SchedulerHeartbeat.objects.filter(scheduler="beat", leader__endswith=f":{standby.pid}").first(),
+        timeout=15,
+    )
     assert took_over, processes.output(standby)[-2000:]
     assert (took_over.beat_at - killed_at).total_seconds() < 15
     assert wait_for(lambda: len(runs(job, status="succeeded", scheduled_for__gt=took_over.beat_at)) >= 5, timeout=30)
@@ -153,9 +165,15 @@ def test_a_pickled_message_is_refused_and_nothing_runs(make_job, processes):
     with Connection(REDIS_URL) as conn:
         Producer(conn).publish(
             {"job_id": job.pk, "scheduled_for": timezone.now().isoformat()},
-            routing_key="default", exchange=Exchange("default"), serializer="pickle",
-            headers={"task": "taskhub.run_job", "id": "pickled-1", "lang": "py", "argsrepr": "", "kwargsrepr": ""})
-    assert wait_for(lambda: "ContentDisallowed" in processes.output(worker) or "disallowed" in processes.output(worker).lower(), timeout=15)
+            routing_key="default",
+            exchange=Exchange("default"),
+            serializer="pickle",
+            headers={"task": "taskhub.run_job", "id": "pickled-1", "lang": "py", "argsrepr": "", "kwargsrepr": ""},
+        )
+    assert wait_for(
+        lambda: "ContentDisallowed" in processes.output(worker) or "disallowed" in processes.output(worker).lower(),
+        timeout=15,
+    )
     assert not JobRun.objects.filter(job=job).exists()
     assert worker.poll() is None  # the worker refused it and carried on
 
@@ -188,7 +206,9 @@ def test_a_worker_carries_on_after_its_database_sessions_are_dropped(make_job, p
         run = request_run(job)
         assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")
     with connection.cursor() as cursor:  # what a Postgres restart does to every client session
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
     run = request_run(job)
     assert wait_for(lambda: JobRun.objects.get(pk=run.pk).status == "succeeded")

@@ -105,12 +105,14 @@ def test_a_chain_of_calls_runs_in_order_and_stops_at_a_failure(worker):
     done = TaskResult.objects.filter(task_name="taskhub.run_handler").order_by("date_done")
     assert [json.loads(row.result) for row in done] == [{"slept": 0.9}, {"slept": 0.5}, {"slept": 0.1}]
 
-    passed_on = client.chain(client.call("number_sum", {"x": 2, "y": 3}),
-                             client.call_with_results("test_client_double"))
+    passed_on = client.chain(
+        client.call("number_sum", {"x": 2, "y": 3}), client.call_with_results("test_client_double")
+    )
     assert client.result(passed_on, timeout=30) == 10
 
-    broken = client.chain(client.call("fail", {"message": "link two broke"}),
-                          client.call("number_sum", {"x": 1, "y": 1}))
+    broken = client.chain(
+        client.call("fail", {"message": "link two broke"}), client.call("number_sum", {"x": 1, "y": 1})
+    )
     with pytest.raises(client.TaskFailed, match="link two broke"):
         client.result(broken, timeout=30)
     assert not TaskResult.objects.filter(task_id=broken, status="SUCCESS").exists()
@@ -135,8 +137,9 @@ def test_a_revoked_countdown_task_never_runs(worker, processes):
     due = time.monotonic() + 2
     client.revoke(task_id)
     assert wait_for(lambda: client.status(task_id) == "REVOKED", timeout=30), client.status(task_id)
-    assert wait_for(lambda: f"revoked task: taskhub.run_handler[{task_id}]" in processes.output(worker)), \
-        processes.output(worker)[-3000:]  # the worker dropped it when it came due
+    assert wait_for(lambda: f"revoked task: taskhub.run_handler[{task_id}]" in processes.output(worker)), (
+        processes.output(worker)[-3000:]
+    )  # the worker dropped it when it came due
     assert time.monotonic() >= due
     assert client.status(task_id) == "REVOKED"
     assert f"run_handler[{task_id}] succeeded" not in processes.output(worker)
@@ -153,8 +156,11 @@ def test_a_countdown_delays_the_run(worker):
 
 
 def test_a_default_worker_knows_the_chord_body_task():
-    """``celery -A taskhub worker`` imports what autodiscovery finds: tasks_app.engines.celery.tasks must import the client."""
-    code = ("from taskhub.celery import app; app.loader.import_default_modules(); "
-            "print('taskhub.run_handler_with_results' in app.tasks)")
+    """``celery -A taskhub worker`` imports what autodiscovery finds: the chord-body task is in
+    tasks_app.engines.celery.tasks beside the others."""
+    code = (
+        "from taskhub.celery import app; app.loader.import_default_modules(); "
+        "print('taskhub.run_handler_with_results' in app.tasks)"
+    )
     done = python(code, env=clean_env(SECRET_KEY="k"))
     assert done.stdout.strip() == "True", done.stderr[-2000:]

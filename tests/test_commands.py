@@ -19,8 +19,11 @@ def test_handler_modules_come_from_the_environment_variable(tmp_path):
     (tmp_path / "team_handlers.py").write_text(
         "from tasks_app.handlers.registry import handler\n\n"
         "@handler(timeout=5)\nasync def send_digest(team: str, limit: int = 10) -> int:\n"
-        "    '''Mail the team its digest.'''\n    return limit\n")
-    env = clean_env(SECRET_KEY="k", PYTHONPATH=str(tmp_path), TASKHUB_HANDLER_MODULES="tasks_app.handlers.bundled,team_handlers")
+        "    '''Mail the team its digest.'''\n    return limit\n"
+    )
+    env = clean_env(
+        SECRET_KEY="k", PYTHONPATH=str(tmp_path), TASKHUB_HANDLER_MODULES="tasks_app.handlers.bundled,team_handlers"
+    )
     result = manage("list_handlers", "--json", env=env)
     handlers = {h["name"]: h for h in json.loads(result.stdout)}
     assert {"number_sum", "send_digest"} <= set(handlers)
@@ -68,7 +71,9 @@ def test_cleanup_runs_command_reports_what_it_deleted(make_job, capsys):
     from tasks_app.models import JobRun
 
     job = make_job()
-    JobRun.objects.create(job=job, engine="celery", status="succeeded", scheduled_for=timezone.now() - dt.timedelta(days=9))
+    JobRun.objects.create(
+        job=job, engine="celery", status="succeeded", scheduled_for=timezone.now() - dt.timedelta(days=9)
+    )
     call_command("cleanup_runs", "--older-than", "7")
     assert capsys.readouterr().out.strip() == "deleted 1 run(s) older than 7 day(s)"
 
@@ -76,7 +81,10 @@ def test_cleanup_runs_command_reports_what_it_deleted(make_job, capsys):
 def test_cleanup_runs_refuses_a_negative_age_in_one_line():
     result = manage("cleanup_runs", "--older-than", "-1", env=clean_env(SECRET_KEY="k"))
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == "CommandError: --older-than must be 0 or more and --batch-size at least 1"
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "CommandError: --older-than must be 0 or more and --batch-size at least 1"
+    )
 
 
 def test_a_celery_setting_taskhub_relies_on_is_checked_at_start_up():
@@ -122,9 +130,15 @@ def test_encrypt_secret_reads_one_line_at_its_prompt_on_a_terminal():
     """Typed at a terminal, the value ends with Enter: the prompt does not wait for end of input."""
     key = Fernet.generate_key().decode()
     controller, terminal = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "manage.py", "encrypt_secret"], cwd=ROOT, stdin=terminal,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=clean_env(SECRET_KEY="k", TASKHUB_SECRETS_KEY=key))
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "encrypt_secret"],
+        cwd=ROOT,
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(SECRET_KEY="k", TASKHUB_SECRETS_KEY=key),
+    )
     os.close(terminal)
     try:
         os.write(controller, b"rosebud\n")

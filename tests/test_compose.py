@@ -39,6 +39,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 
 # --- compose file ---------------------------------------------------------------------
 
+
 @cache
 def compose() -> dict:
     return yaml.safe_load(COMPOSE_FILE.read_text())
@@ -102,6 +103,7 @@ def seconds(duration: str) -> float:
 
 # --- Dockerfile -----------------------------------------------------------------------
 
+
 def dockerfile_instructions() -> list[tuple[str, str]]:
     """``(KEYWORD, arguments)`` for every instruction, continuation lines joined."""
     text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
@@ -136,6 +138,7 @@ def healthcheck_command() -> list[str]:
 
 
 # --- entry points ---------------------------------------------------------------------
+
 
 def check_entry_point(argv: list[str]) -> None:
     """Fail unless ``argv`` starts a real program of this project with valid options."""
@@ -200,6 +203,7 @@ def check_gunicorn(args: list[str]) -> None:
 
 
 # --- tests: compose -------------------------------------------------------------------
+
 
 def test_compose_file_parses():
     assert isinstance(compose(), dict)
@@ -292,6 +296,7 @@ def test_web_listens_on_the_published_port():
 
 
 # --- tests: Dockerfile ----------------------------------------------------------------
+
 
 def test_dockerfile_cmd_is_a_real_entry_point():
     argv = exec_form(last_instruction("CMD"))

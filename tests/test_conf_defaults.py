@@ -23,8 +23,9 @@ def test_cleanup_runs_keeps_the_retention_the_settings_say(make_job, taskhub_set
     job = make_job()
     for days in (3, 10):
         slot = timezone.now() - dt.timedelta(days=days)
-        JobRun.objects.create(job=job, engine=job.engine, scheduled_for=slot, status=RunStatus.SUCCEEDED,
-                              finished_at=slot)
+        JobRun.objects.create(
+            job=job, engine=job.engine, scheduled_for=slot, status=RunStatus.SUCCEEDED, finished_at=slot
+        )
     taskhub_settings(RUN_RETENTION_DAYS=5)
     call_command("cleanup_runs")
     assert "deleted 1 run(s) older than 5 day(s)" in capsys.readouterr().out

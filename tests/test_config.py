@@ -41,12 +41,15 @@ def test_encrypted_value_is_decrypted_with_the_key(files, tmp_path):
     assert env.str("REDIS_URL") == "s3cret-password"
 
 
-@pytest.mark.parametrize("key, token, named", [
-    (Fernet.generate_key().decode(), encrypt("hunter2", KEY), "REDIS_URL cannot be decrypted"),
-    (KEY, "enc:not-a-token", "REDIS_URL cannot be decrypted"),
-    ("", encrypt("hunter2", KEY), "TASKHUB_SECRETS_KEY is not set (REDIS_URL is encrypted)"),
-    ("short", encrypt("hunter2", KEY), "TASKHUB_SECRETS_KEY is not a valid Fernet key"),
-])
+@pytest.mark.parametrize(
+    "key, token, named",
+    [
+        (Fernet.generate_key().decode(), encrypt("hunter2", KEY), "REDIS_URL cannot be decrypted"),
+        (KEY, "enc:not-a-token", "REDIS_URL cannot be decrypted"),
+        ("", encrypt("hunter2", KEY), "TASKHUB_SECRETS_KEY is not set (REDIS_URL is encrypted)"),
+        ("short", encrypt("hunter2", KEY), "TASKHUB_SECRETS_KEY is not a valid Fernet key"),
+    ],
+)
 def test_a_bad_key_or_token_names_the_setting_and_never_the_secret(key, token, named):
     with pytest.raises(ConfigError) as caught:
         decrypt_values({"REDIS_URL": token, "TASKHUB_SECRETS_KEY": key})
@@ -56,8 +59,11 @@ def test_a_bad_key_or_token_names_the_setting_and_never_the_secret(key, token, n
 
 
 def test_a_wrong_key_stops_start_up_with_one_line(files):
-    env = clean_env(SECRET_KEY="k", TASKHUB_SECRETS_KEY=Fernet.generate_key().decode(),
-                    **files("", f"DATABASE_URL={encrypt('postgres://u:hunter2@h/db', KEY)}\n"))
+    env = clean_env(
+        SECRET_KEY="k",
+        TASKHUB_SECRETS_KEY=Fernet.generate_key().decode(),
+        **files("", f"DATABASE_URL={encrypt('postgres://u:hunter2@h/db', KEY)}\n"),
+    )
     result = manage("check", env=env)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
@@ -121,7 +127,12 @@ def test_sqlite_is_the_embedded_default(tmp_path):
 def test_a_postgres_url_gives_persistent_health_checked_psycopg_connections(tmp_path):
     config = database(Env({"DATABASE_URL": "postgres://alice:pw@db.internal:6543/jobs"}), tmp_path)
     assert (config["ENGINE"], config["HOST"], config["PORT"], config["NAME"], config["USER"]) == (
-        "django.db.backends.postgresql", "db.internal", 6543, "jobs", "alice")
+        "django.db.backends.postgresql",
+        "db.internal",
+        6543,
+        "jobs",
+        "alice",
+    )
     assert config["CONN_MAX_AGE"] > 0 and config["CONN_HEALTH_CHECKS"] is True
     assert config["OPTIONS"]["connect_timeout"] > 0
 
@@ -134,8 +145,11 @@ def test_an_unsupported_database_url_is_refused(url, tmp_path):
 
 def test_settings_use_psycopg_3_for_a_postgres_url():
     env = clean_env(SECRET_KEY="k", DATABASE_URL="postgres://u@127.0.0.1:5432/x")
-    result = python("from django.db import connection; import psycopg; "
-                    "print(connection.settings_dict['ENGINE'], connection.Database is psycopg)", env=env)
+    result = python(
+        "from django.db import connection; import psycopg; "
+        "print(connection.settings_dict['ENGINE'], connection.Database is psycopg)",
+        env=env,
+    )
     assert result.stdout.split() == ["django.db.backends.postgresql", "True"], result.stderr
 
 

@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from tasks_app.monitoring import dashboard
 from tasks_app.models import JobRun, SchedulerHeartbeat
+from tasks_app.monitoring import dashboard
 from tests.processes import processes, wait_for  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=False)
@@ -28,8 +28,13 @@ _slots = itertools.count(1)
 def make_run(job, ago: dt.timedelta = dt.timedelta(hours=1), **fields):
     """A run created ``ago`` before now, in its own slot; finished ones get a finish time and a duration."""
     created = timezone.now() - ago
-    values = {"job": job, "engine": job.engine, "status": "succeeded", "created_at": created,
-              "scheduled_for": dt.datetime(2030, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=next(_slots))}
+    values = {
+        "job": job,
+        "engine": job.engine,
+        "status": "succeeded",
+        "created_at": created,
+        "scheduled_for": dt.datetime(2030, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=next(_slots)),
+    }
     values.update(fields)
     if values["status"] not in ("queued", "running") and "finished_at" not in fields:
         values["finished_at"] = created + dt.timedelta(seconds=values.get("duration_seconds") or 1)
@@ -41,10 +46,12 @@ def make_run(job, ago: dt.timedelta = dt.timedelta(hours=1), **fields):
 def staff(client, django_user_model):
     def login(*codenames):
         user = django_user_model.objects.create_user(f"staff-{'-'.join(codenames) or 'none'}", is_staff=True)
-        user.user_permissions.set(Permission.objects.filter(content_type__app_label="tasks_app",
-                                                            codename__in=codenames))
+        user.user_permissions.set(
+            Permission.objects.filter(content_type__app_label="tasks_app", codename__in=codenames)
+        )
         client.force_login(user)
         return client
+
     return login
 
 
@@ -102,18 +109,33 @@ def test_counts_by_status_of_the_last_24_hours(operator, make_job):
     make_run(job, ago=dt.timedelta(hours=30), status="failed")  # outside the window
     html = operator.get(INDEX).content.decode()
     counts = dict(re.findall(r'<li data-status="(\w+)">.*?<span class="taskhub-count">(\d+)</span>', html))
-    assert counts == {"queued": "1", "running": "0", "succeeded": "3", "failed": "2", "timed_out": "0",
-                      "cancelled": "0", "skipped": "1"}
+    assert counts == {
+        "queued": "1",
+        "running": "0",
+        "succeeded": "3",
+        "failed": "2",
+        "timed_out": "0",
+        "cancelled": "0",
+        "skipped": "1",
+    }
     assert "Runs, last 24 hours (7)" in html
 
 
 def test_failing_job_with_its_last_error_line_and_since_when(operator, make_job):
     failing, recovered = make_job(name="nightly-export"), make_job(name="recovered-job")
     make_run(failing, ago=dt.timedelta(hours=5), status="succeeded")
-    first = make_run(failing, ago=dt.timedelta(hours=3), status="failed",
-                     error="Traceback (most recent call last):\n  ...\nValueError: first failure")
-    make_run(failing, ago=dt.timedelta(hours=2), status="timed_out",
-             error="Traceback (most recent call last):\n  File x\nTimeoutError: took longer than 30 s")
+    first = make_run(
+        failing,
+        ago=dt.timedelta(hours=3),
+        status="failed",
+        error="Traceback (most recent call last):\n  ...\nValueError: first failure",
+    )
+    make_run(
+        failing,
+        ago=dt.timedelta(hours=2),
+        status="timed_out",
+        error="Traceback (most recent call last):\n  File x\nTimeoutError: took longer than 30 s",
+    )
     make_run(failing, ago=dt.timedelta(minutes=5), status="running")  # not finished: does not count
     make_run(recovered, ago=dt.timedelta(hours=2), status="failed", error="KeyError: 'x'")
     make_run(recovered, ago=dt.timedelta(hours=1), status="succeeded")
@@ -171,7 +193,11 @@ def test_timeline_has_one_bar_per_hour_and_status_with_heights_by_count(operator
     assert chart.get("role") == "img" and chart.find(f"{SVG}title").text.startswith("Runs per hour")
     rects = bars(chart)
     assert sorted((r.get("data-status"), int(r.get("data-count"))) for r in rects) == [
-        ("failed", 2), ("succeeded", 4), ("succeeded", 8), ("timed_out", 1)]
+        ("failed", 2),
+        ("succeeded", 4),
+        ("succeeded", 8),
+        ("timed_out", 1),
+    ]
     per_run = {round(float(r.get("height")) / int(r.get("data-count")), 1) for r in rects}
     assert len(per_run) == 1  # heights proportional to counts
     assert all(r.find(f"{SVG}title").text for r in rects)  # every bar names its status in words
@@ -186,8 +212,15 @@ def test_timeline_has_a_text_equivalent(operator, make_job):
 
 def test_job_page_charts_at_most_the_last_50_runs(operator, make_job):
     job = make_job()
-    runs = [make_run(job, ago=dt.timedelta(minutes=70 - i), duration_seconds=float(i % 7 + 1),
-                     status="failed" if i % 5 == 0 else "succeeded") for i in range(60)]
+    runs = [
+        make_run(
+            job,
+            ago=dt.timedelta(minutes=70 - i),
+            duration_seconds=float(i % 7 + 1),
+            status="failed" if i % 5 == 0 else "succeeded",
+        )
+        for i in range(60)
+    ]
     html = operator.get(reverse("admin:tasks_app_job_change", args=[job.pk])).content.decode()
     chart = svg(html, "taskhub-history")
     rects = bars(chart)
@@ -210,8 +243,9 @@ def test_job_page_chart_needs_view_jobrun(staff, make_job):
 def test_scheduler_heartbeats(operator):
     now = timezone.now()
     SchedulerHeartbeat.objects.create(scheduler="beat", leader="host-a:101", started_at=now, beat_at=now)
-    SchedulerHeartbeat.objects.create(scheduler="apscheduler", leader="host-b:202", started_at=now,
-                                      beat_at=now - dt.timedelta(minutes=10))
+    SchedulerHeartbeat.objects.create(
+        scheduler="apscheduler", leader="host-b:202", started_at=now, beat_at=now - dt.timedelta(minutes=10)
+    )
     html = section(operator.get(INDEX).content.decode(), "taskhub-engines")
     beat = re.search(r'data-engine="beat" data-ok="(\w+)">(.*?)</tr>', html, re.S)
     aps = re.search(r'data-engine="apscheduler" data-ok="(\w+)">(.*?)</tr>', html, re.S)
@@ -236,8 +270,13 @@ def test_workers_that_answer_a_ping_are_listed(operator, processes):
     from celery.utils.nodenames import default_nodename
 
     processes.worker(concurrency=1)
-    row = wait_for(lambda: re.search(r'data-engine="workers" data-ok="up">(.*?)</tr>',
-                                     section(operator.get(INDEX).content.decode(), "taskhub-engines"), re.S))
+    row = wait_for(
+        lambda: re.search(
+            r'data-engine="workers" data-ok="up">(.*?)</tr>',
+            section(operator.get(INDEX).content.decode(), "taskhub-engines"),
+            re.S,
+        )
+    )
     assert row, processes.output(processes.started[0])
     assert f"1 up: {default_nodename(None)}" in row.group(1)
 
@@ -253,8 +292,13 @@ def test_queries_do_not_grow_with_runs(operator, make_job, django_assert_max_num
     for _ in range(20):
         other = make_job()
         for i in range(10):
-            make_run(other, ago=dt.timedelta(hours=i), status=("failed", "succeeded", "queued")[i % 3],
-                     duration_seconds=float(i + 1), error="RuntimeError: no")
+            make_run(
+                other,
+                ago=dt.timedelta(hours=i),
+                status=("failed", "succeeded", "queued")[i % 3],
+                duration_seconds=float(i + 1),
+                error="RuntimeError: no",
+            )
     with django_assert_max_num_queries(len(few)):
         operator.get(INDEX)
     assert len(few) <= 12

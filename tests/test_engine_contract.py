@@ -27,7 +27,9 @@ def test_every_engine_keeps_one_contract(engine_class):
     assert isinstance(engine, BaseEngine)
     assert list(inspect.signature(engine.deliver).parameters) == ["run"]  # no eta=, no second path
     assert not hasattr(engine, "retry_later")
-    assert all(isinstance(getattr(engine, flag), bool) for flag in ("supports_defer", "durable", "serves_other_processes"))
+    assert all(
+        isinstance(getattr(engine, flag), bool) for flag in ("supports_defer", "durable", "serves_other_processes")
+    )
     assert isinstance(engine.check(), list)
 
 
@@ -61,14 +63,22 @@ def test_celery_delivers_a_retry_with_its_time_as_the_eta(make_job):
     client = redis.Redis.from_url(REDIS_URL)
     try:
         CeleryEngine("celery").deliver(run)
-        messages = [json.loads(m) for key in client.scan_iter(match=f"{queue}*") if client.type(key) == b"list"
-                    for m in client.lrange(key, 0, -1)]
+        messages = [
+            json.loads(m)
+            for key in client.scan_iter(match=f"{queue}*")
+            if client.type(key) == b"list"
+            for m in client.lrange(key, 0, -1)
+        ]
         assert len(messages) == 1
         assert dt.datetime.fromisoformat(messages[0]["headers"]["eta"]) == run.next_attempt_at
         run.next_attempt_at = None
         CeleryEngine("celery").deliver(run)
-        etas = [json.loads(m)["headers"]["eta"] for key in client.scan_iter(match=f"{queue}*")
-                if client.type(key) == b"list" for m in client.lrange(key, 0, -1)]
+        etas = [
+            json.loads(m)["headers"]["eta"]
+            for key in client.scan_iter(match=f"{queue}*")
+            if client.type(key) == b"list"
+            for m in client.lrange(key, 0, -1)
+        ]
         assert sorted(etas, key=str) == sorted([None, messages[0]["headers"]["eta"]], key=str)
     finally:
         for key in client.scan_iter(match=f"{queue}*"):

@@ -24,6 +24,7 @@ def silent_server():
 
 def taskhub_settings(**overrides):
     from django.conf import settings
+
     return override_settings(TASKHUB={**settings.TASKHUB, **overrides})
 
 
@@ -40,7 +41,10 @@ def test_healthy_database_answers_200_with_one_entry_per_dependency(client):
 
 @pytest.mark.django_db
 def test_a_hung_required_broker_gives_503_within_a_second(client, silent_server):
-    with override_settings(CELERY_BROKER_URL=f"redis://{silent_server}/0"), taskhub_settings(HEALTH_REQUIRED=["database", "broker"]):
+    with (
+        override_settings(CELERY_BROKER_URL=f"redis://{silent_server}/0"),
+        taskhub_settings(HEALTH_REQUIRED=["database", "broker"]),
+    ):
         started = time.monotonic()
         response = client.get("/healthz")
         elapsed = time.monotonic() - started
@@ -163,20 +167,25 @@ def test_healthcheck_command_can_check_only_the_broker():
 SECRET = "s3cret"
 
 
-@pytest.mark.parametrize("url, shown", [
-    (f"redis://:{SECRET}@127.0.0.1:6379/0", "redis://127.0.0.1:6379"),
-    (f"redis://127.0.0.1:6379/0?password={SECRET}", "redis://127.0.0.1:6379"),
-    (f"rediss://user:{SECRET}@Redis.Example:6380/{SECRET}?ssl_cert_reqs=none", "rediss://redis.example:6380"),
-    (f"redis://[::1]:6379/0?password={SECRET}", "redis://[::1]:6379"),
-    (f"redis://u:{SECRET}@[2001:db8::1]/2", "redis://[2001:db8::1]"),
-    (f"amqp://guest:{SECRET}@rabbit:5672/{SECRET}-vhost?heartbeat=30", "amqp://rabbit:5672"),
-    (f"pyamqp://guest:{SECRET}@rabbit//", "pyamqp://rabbit"),
-    (f"sentinel://:{SECRET}@10.0.0.1:26379;sentinel://:{SECRET}@10.0.0.2:26379/0?password={SECRET}",
-     "sentinel://10.0.0.1:26379;sentinel://10.0.0.2:26379"),
-    (f"redis+socket:///var/run/{SECRET}.sock?password={SECRET}", "redis+socket://"),
-    (f"redis://host:notaport/{SECRET}", "redis://host"),
-    (f"not a url {SECRET}", "(unreadable)"),
-])
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        (f"redis://:{SECRET}@127.0.0.1:6379/0", "redis://127.0.0.1:6379"),
+        (f"redis://127.0.0.1:6379/0?password={SECRET}", "redis://127.0.0.1:6379"),
+        (f"rediss://user:{SECRET}@Redis.Example:6380/{SECRET}?ssl_cert_reqs=none", "rediss://redis.example:6380"),
+        (f"redis://[::1]:6379/0?password={SECRET}", "redis://[::1]:6379"),
+        (f"redis://u:{SECRET}@[2001:db8::1]/2", "redis://[2001:db8::1]"),
+        (f"amqp://guest:{SECRET}@rabbit:5672/{SECRET}-vhost?heartbeat=30", "amqp://rabbit:5672"),
+        (f"pyamqp://guest:{SECRET}@rabbit//", "pyamqp://rabbit"),
+        (
+            f"sentinel://:{SECRET}@10.0.0.1:26379;sentinel://:{SECRET}@10.0.0.2:26379/0?password={SECRET}",
+            "sentinel://10.0.0.1:26379;sentinel://10.0.0.2:26379",
+        ),
+        (f"redis+socket:///var/run/{SECRET}.sock?password={SECRET}", "redis+socket://"),
+        (f"redis://host:notaport/{SECRET}", "redis://host"),
+        (f"not a url {SECRET}", "(unreadable)"),
+    ],
+)
 def test_the_broker_is_shown_by_scheme_host_and_port_only(url, shown):
     from tasks_app.monitoring.health import public_address
 
@@ -205,8 +214,11 @@ def test_healthz_and_the_healthcheck_command_name_no_secret_of_the_broker_url(cl
 
 @pytest.mark.django_db
 def test_a_failing_broker_names_no_secret_either(client):
-    for url in (f"redis://:{SECRET}@127.0.0.1:1/0?password={SECRET}", f"redis://u:{SECRET}@127.0.0.1:notaport/0",
-                f"amqp://u:{SECRET}@127.0.0.1:1/{SECRET}?heartbeat=x"):
+    for url in (
+        f"redis://:{SECRET}@127.0.0.1:1/0?password={SECRET}",
+        f"redis://u:{SECRET}@127.0.0.1:notaport/0",
+        f"amqp://u:{SECRET}@127.0.0.1:1/{SECRET}?heartbeat=x",
+    ):
         with override_settings(CELERY_BROKER_URL=url):
             body = client.get("/healthz").json()
         assert body["checks"]["broker"]["ok"] is False and SECRET not in json.dumps(body), body

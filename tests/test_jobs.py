@@ -8,11 +8,10 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from tasks_app.models import changes
-from tasks_app.models.declared import sync_declared
 from tasks_app.engines import get_engine
 from tasks_app.engines.memory import MemoryEngine
-from tasks_app.models import Job, JobRun
+from tasks_app.models import Job, JobRun, changes
+from tasks_app.models.declared import sync_declared
 from tasks_app.models.retention import delete_runs_older_than
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -74,9 +73,11 @@ def test_postgres_is_notified_on_commit_with_the_changed_job_ids(make_job):
 def test_next_fire_times_follow_the_job_timezone_across_dst(make_job):
     job = make_job(schedule_type="cron", cron_expression="30 2 * * *", timezone="Europe/Amsterdam")
     times = job.next_fire_times(3, after=dt.datetime(2027, 3, 27, 12, tzinfo=dt.UTC))
-    assert times == [dt.datetime(2027, 3, 28, 1, 0, tzinfo=dt.UTC),   # 02:30 does not exist: 03:00 CEST
-                     dt.datetime(2027, 3, 29, 0, 30, tzinfo=dt.UTC),
-                     dt.datetime(2027, 3, 30, 0, 30, tzinfo=dt.UTC)]
+    assert times == [
+        dt.datetime(2027, 3, 28, 1, 0, tzinfo=dt.UTC),  # 02:30 does not exist: 03:00 CEST
+        dt.datetime(2027, 3, 29, 0, 30, tzinfo=dt.UTC),
+        dt.datetime(2027, 3, 30, 0, 30, tzinfo=dt.UTC),
+    ]
 
 
 def test_a_one_off_job_does_not_fire_again_after_it_ran(make_job):
@@ -87,15 +88,21 @@ def test_a_one_off_job_does_not_fire_again_after_it_ran(make_job):
 
 
 def test_saving_projects_the_job_into_its_engine_and_pausing_removes_it(make_job, taskhub_settings):
-    taskhub_settings(ENGINES={"celery": "tasks_app.engines.celery.CeleryEngine",
-                              "apscheduler": "tasks_app.engines.memory.MemoryEngine"})
+    taskhub_settings(
+        ENGINES={
+            "celery": "tasks_app.engines.celery.CeleryEngine",
+            "apscheduler": "tasks_app.engines.memory.MemoryEngine",
+        }
+    )
     from django_celery_beat.models import PeriodicTask
 
     def beat_row(job):
         return PeriodicTask.objects.filter(name=f"taskhub:{job.pk}:{job.name}").first()
 
     memory = get_engine("apscheduler")
-    job = make_job(engine="apscheduler", schedule_type="cron", cron_expression="30 2 * * *", timezone="Europe/Amsterdam")
+    job = make_job(
+        engine="apscheduler", schedule_type="cron", cron_expression="30 2 * * *", timezone="Europe/Amsterdam"
+    )
     assert job.pk in memory.jobs and beat_row(job) is None
     Job.objects.filter(pk=job.pk).switch_engine("celery")
     row = beat_row(job)
@@ -114,8 +121,12 @@ def test_saving_projects_the_job_into_its_engine_and_pausing_removes_it(make_job
 
 
 def test_a_bulk_pause_removes_the_beat_rows_of_exactly_those_jobs_in_one_query(make_job, taskhub_settings):
-    taskhub_settings(ENGINES={"celery": "tasks_app.engines.celery.CeleryEngine",
-                              "apscheduler": "tasks_app.engines.memory.MemoryEngine"})
+    taskhub_settings(
+        ENGINES={
+            "celery": "tasks_app.engines.celery.CeleryEngine",
+            "apscheduler": "tasks_app.engines.memory.MemoryEngine",
+        }
+    )
     from django.test.utils import CaptureQueriesContext
     from django_celery_beat.models import PeriodicTask
 
@@ -129,8 +140,11 @@ def test_a_bulk_pause_removes_the_beat_rows_of_exactly_those_jobs_in_one_query(m
     with CaptureQueriesContext(connection) as queries:
         Job.objects.filter(pk__in=[job.pk for job in paused]).pause()
     assert (rows(paused), rows(kept)) == (0, 1)
-    beat_selects = [q for q in queries.captured_queries if 'FROM "django_celery_beat_periodictask"' in q["sql"]
-                    and q["sql"].startswith("SELECT")]
+    beat_selects = [
+        q
+        for q in queries.captured_queries
+        if 'FROM "django_celery_beat_periodictask"' in q["sql"] and q["sql"].startswith("SELECT")
+    ]
     assert len(beat_selects) == 1
 
 
@@ -145,10 +159,15 @@ class FailsToUnscheduleSome(MemoryEngine):
         super().unschedule(job_id)
 
 
-def test_one_job_failing_to_unschedule_leaves_the_others_unscheduled_and_the_pause_stored(make_job, taskhub_settings,
-                                                                                          caplog):
-    taskhub_settings(ENGINES={"celery": "tasks_app.engines.memory.MemoryEngine",
-                              "apscheduler": "tests.test_jobs.FailsToUnscheduleSome"})
+def test_one_job_failing_to_unschedule_leaves_the_others_unscheduled_and_the_pause_stored(
+    make_job, taskhub_settings, caplog
+):
+    taskhub_settings(
+        ENGINES={
+            "celery": "tasks_app.engines.memory.MemoryEngine",
+            "apscheduler": "tests.test_jobs.FailsToUnscheduleSome",
+        }
+    )
     engine = get_engine("apscheduler")
     jobs = [make_job() for _ in range(3)]
     assert set(engine.jobs) >= {job.pk for job in jobs}
@@ -160,23 +179,32 @@ def test_one_job_failing_to_unschedule_leaves_the_others_unscheduled_and_the_pau
 
 
 def test_jobs_bulk_created_with_ignore_conflicts_are_projected_too(make_job, taskhub_settings):
-    taskhub_settings(ENGINES={"celery": "tasks_app.engines.celery.CeleryEngine",
-                              "apscheduler": "tasks_app.engines.memory.MemoryEngine"})
+    taskhub_settings(
+        ENGINES={
+            "celery": "tasks_app.engines.celery.CeleryEngine",
+            "apscheduler": "tasks_app.engines.memory.MemoryEngine",
+        }
+    )
     from django_celery_beat.models import PeriodicTask
 
     existing = make_job(engine="celery")
-    fields = {"handler": "number_sum", "kwargs": {"x": 1, "y": 2}, "schedule_type": "interval",
-              "interval_seconds": 60, "engine": "celery"}
-    Job.objects.bulk_create([Job(name=existing.name, **fields), Job(name="fresh-one", **fields)],
-                            ignore_conflicts=True)
+    fields = {
+        "handler": "number_sum",
+        "kwargs": {"x": 1, "y": 2},
+        "schedule_type": "interval",
+        "interval_seconds": 60,
+        "engine": "celery",
+    }
+    Job.objects.bulk_create([Job(name=existing.name, **fields), Job(name="fresh-one", **fields)], ignore_conflicts=True)
     fresh = Job.objects.get(name="fresh-one")  # Django set no primary key on it: found by name
     assert PeriodicTask.objects.filter(name=f"taskhub:{fresh.pk}:fresh-one").exists()
 
 
 def test_the_memory_engine_fires_due_slots_through_the_runner(make_job, memory_engines):
     engine = get_engine("apscheduler")
-    job = make_job(engine="apscheduler", schedule_type="interval", interval_seconds=60, kwargs={"x": 1, "y": 1},
-                   max_running=5)
+    job = make_job(
+        engine="apscheduler", schedule_type="interval", interval_seconds=60, kwargs={"x": 1, "y": 1}, max_running=5
+    )
     start = dt.datetime(2030, 1, 1, 0, 0, 30, tzinfo=dt.UTC)
     engine.last_tick[job.pk] = start
     futures = engine.tick(start + dt.timedelta(minutes=3))
@@ -187,8 +215,15 @@ def test_the_memory_engine_fires_due_slots_through_the_runner(make_job, memory_e
 
 
 def test_sync_jobs_creates_updates_and_prunes_declared_jobs():
-    declared = [{"name": "declared-a", "handler": "number_sum", "kwargs": {"x": 1, "y": 2},
-                 "schedule_type": "interval", "interval_seconds": 60}]
+    declared = [
+        {
+            "name": "declared-a",
+            "handler": "number_sum",
+            "kwargs": {"x": 1, "y": 2},
+            "schedule_type": "interval",
+            "interval_seconds": 60,
+        }
+    ]
     assert sync_declared(declared) == {"created": 1, "updated": 0, "unchanged": 0, "paused": 0}
     assert sync_declared(declared) == {"created": 0, "updated": 0, "unchanged": 1, "paused": 0}
     declared[0]["interval_seconds"] = 120
@@ -202,7 +237,9 @@ def test_retention_deletes_old_finished_runs_in_batches(make_job):
     job = make_job()
     old = timezone.now() - dt.timedelta(days=40)
     for minute in range(25):
-        JobRun.objects.create(job=job, engine="celery", status="succeeded", scheduled_for=old + dt.timedelta(minutes=minute))
+        JobRun.objects.create(
+            job=job, engine="celery", status="succeeded", scheduled_for=old + dt.timedelta(minutes=minute)
+        )
     JobRun.objects.create(job=job, engine="celery", status="running", scheduled_for=old - dt.timedelta(days=1))
     recent = JobRun.objects.create(job=job, engine="celery", status="failed", scheduled_for=timezone.now())
     from django_apscheduler.models import DjangoJob, DjangoJobExecution
@@ -222,7 +259,7 @@ def test_without_listen_the_watcher_finds_changed_and_deleted_jobs_from_the_mark
     monkeypatch.setattr(listener.ChangeListener, "open", classmethod(lambda cls, using="default": None))
     kept, edited, deleted = make_job(), make_job(), make_job()
     watcher = listener.ChangeWatcher(sleep=lambda seconds: None)
-    known = lambda: {kept.pk, edited.pk, deleted.pk}  # noqa: E731
+    known = lambda: {kept.pk, edited.pk, deleted.pk}
     assert watcher.wait(0.01, known).jobs == set()  # nothing changed: the marker says so
     watcher.seen_update = timezone.now()
     Job.objects.filter(pk=edited.pk).pause()

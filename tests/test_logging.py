@@ -41,7 +41,12 @@ def test_console_gets_one_json_object_per_line_with_context_fields():
     records = [r for r in json_lines(result.stderr) if r["logger"] == "tests.app"]
     inside, outside, broke = records
     assert inside["message"] == "inside context" and inside["rows"] == 3
-    assert {k: inside[k] for k in log.CONTEXT_FIELDS} == {"job": "nightly-report", "run": 42, "engine": "celery", "attempt": 2}
+    assert {k: inside[k] for k in log.CONTEXT_FIELDS} == {
+        "job": "nightly-report",
+        "run": 42,
+        "engine": "celery",
+        "attempt": 2,
+    }
     assert inside["level"] == "INFO" and inside["time"] and inside["pid"]
     assert not set(log.CONTEXT_FIELDS) & set(outside)
     assert broke["message"] == "it broke" and "ZeroDivisionError" in broke["exc_info"]
@@ -49,7 +54,9 @@ def test_console_gets_one_json_object_per_line_with_context_fields():
 
 def test_rotating_file_gets_the_same_json_lines(tmp_path):
     path = tmp_path / "logs" / "taskhub.log"
-    env = clean_env(SECRET_KEY="k", TASKHUB_LOG_FILE=str(path), TASKHUB_LOG_MAX_BYTES="2000", TASKHUB_LOG_BACKUP_COUNT="2")
+    env = clean_env(
+        SECRET_KEY="k", TASKHUB_LOG_FILE=str(path), TASKHUB_LOG_MAX_BYTES="2000", TASKHUB_LOG_BACKUP_COUNT="2"
+    )
     python("import logging\nfor i in range(100): logging.getLogger('tests.bulk').info('line %d', i)", env=env)
     files = sorted(tmp_path.joinpath("logs").iterdir())
     assert [f.name for f in files] == ["taskhub.log", "taskhub.log.1", "taskhub.log.2"]
@@ -78,6 +85,7 @@ def writer(monkeypatch):
     yield handler
     log.stop()
     from django.conf import settings
+
     log.configure(settings.LOGGING)
 
 
@@ -138,10 +146,27 @@ def test_under_gunicorn_a_request_logs_each_record_once_as_json(tmp_path):
     port, out = free_port(), open(tmp_path / "gunicorn.log", "w")
     env = clean_env(SECRET_KEY="k", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--no-control-socket", "taskhub.wsgi:application"],
-        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(ROOT / "gunicorn.conf.py"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--no-control-socket",
+            "taskhub.wsgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
+
         def answers():
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/no-such-page-42", timeout=2)
@@ -149,6 +174,7 @@ def test_under_gunicorn_a_request_logs_each_record_once_as_json(tmp_path):
                 return exc.code
             except OSError:
                 return None
+
         assert wait_for(answers, timeout=30, interval=0.2) == 404
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -163,7 +189,6 @@ def test_under_gunicorn_a_request_logs_each_record_once_as_json(tmp_path):
 @pytest.mark.timeout(120)
 def test_a_traceback_written_to_a_celery_workers_stderr_is_one_json_record(make_job, processes):
     from tasks_app.models import JobRun
-    from tasks_app.runner import run_requests
 
     worker = processes.worker(concurrency=1)
     job = make_job(engine="celery", handler="test_print_traceback", kwargs={"marker": "marker-5f3a"})
@@ -216,8 +241,10 @@ def test_a_traceback_written_to_beats_stderr_is_one_json_record(processes, tmp_p
     from tests.helpers import ROOT
 
     (tmp_path / "prints_later.py").write_text(PRINTS_LATER)
-    beat = processes.beat(PYTHONPATH=f"{ROOT}:{tmp_path}",
-                          TASKHUB_HANDLER_MODULES="tasks_app.handlers.bundled,tests.handlers_for_tests,prints_later")
+    beat = processes.beat(
+        PYTHONPATH=f"{ROOT}:{tmp_path}",
+        TASKHUB_HANDLER_MODULES="tasks_app.handlers.bundled,tests.handlers_for_tests,prints_later",
+    )
     assert wait_for(lambda: "ValueError: beat-marker-9c1" in processes.output(beat), timeout=60)
     processes.stop_all()
     records = [json.loads(line) for line in processes.output(beat).splitlines() if line.startswith("{")]

@@ -12,7 +12,6 @@ import signal
 import pytest
 from django.utils import timezone
 
-from tasks_app.engines import request_run
 from tasks_app.engines import get_engine
 from tasks_app.engines.redelivery import Redelivery
 from tasks_app.models import JobRun, SchedulerHeartbeat
@@ -27,8 +26,11 @@ FAST = {"TASKHUB_REDELIVER_AFTER_SECONDS": "2"}
 def queued_retry(job, due_in: float) -> JobRun:
     """A run waiting for its second attempt, as the runner leaves a failed first one."""
     run = run_requests.queue_run(job)
-    JobRun.objects.filter(pk=run.pk).update(attempt=2, next_attempt_at=timezone.now() + dt.timedelta(seconds=due_in),
-                                            attempts=[{"attempt": 1, "status": "failed", "error": "boom"}])
+    JobRun.objects.filter(pk=run.pk).update(
+        attempt=2,
+        next_attempt_at=timezone.now() + dt.timedelta(seconds=due_in),
+        attempts=[{"attempt": 1, "status": "failed", "error": "boom"}],
+    )
     run.refresh_from_db()
     return run
 
@@ -36,7 +38,11 @@ def queued_retry(job, due_in: float) -> JobRun:
 def ran_once(run, result) -> bool:
     run.refresh_from_db()
     return (run.status, run.result, run.duplicate_claims, JobRun.objects.filter(job=run.job).count()) == (
-        "succeeded", result, 0, 1)
+        "succeeded",
+        result,
+        0,
+        1,
+    )
 
 
 # -- Celery -------------------------------------------------------------------------------------
@@ -126,16 +132,19 @@ def test_a_hand_over_noted_elsewhere_waits_its_grace_and_forget_starts_over(make
 
 
 def test_a_run_requested_while_the_broker_is_down_stays_queued_and_is_sent_when_it_is_back(
-        make_job, processes, private_redis):
+    make_job, processes, private_redis
+):
     from tests.helpers import python
     from tests.processes import process_env
 
     job = make_job(engine="celery", kwargs={"x": 1, "y": 10})
     private_redis.stop()
-    code = ("from tasks_app.models import Job\nfrom tasks_app.engines import request_run\n"
-            "from tasks_app.engines.base import EngineUnavailable\n"
-            f"try:\n    request_run(Job.objects.get(pk={job.pk}))\n"
-            "except EngineUnavailable as exc:\n    print('unavailable:', exc, '| run', exc.run.pk)\n")
+    code = (
+        "from tasks_app.models import Job\nfrom tasks_app.engines import request_run\n"
+        "from tasks_app.engines.base import EngineUnavailable\n"
+        f"try:\n    request_run(Job.objects.get(pk={job.pk}))\n"
+        "except EngineUnavailable as exc:\n    print('unavailable:', exc, '| run', exc.run.pk)\n"
+    )
     result = python(code, env=process_env(CELERY_BROKER_URL=private_redis.url))
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "unavailable: the Celery broker is unreachable" in result.stdout
@@ -158,30 +167,48 @@ def queued_slots(redis_url: str, queue: str = "default") -> list[str]:
 
     client = redis.Redis.from_url(redis_url)
     # kombu keeps one list per priority step: "default", "default\x06\x163", ...
-    messages = [m for key in client.scan_iter(match=f"{queue}*") if client.type(key) == b"list"
-                for m in client.lrange(key, 0, -1)]
+    messages = [
+        m
+        for key in client.scan_iter(match=f"{queue}*")
+        if client.type(key) == b"list"
+        for m in client.lrange(key, 0, -1)
+    ]
     return [json.loads(base64.b64decode(json.loads(m)["body"]))[1]["scheduled_for"] for m in messages]
 
 
 def test_slots_whose_messages_redis_lost_before_a_worker_took_them_are_sent_again(make_job, processes, private_redis):
     beat = processes.beat(CELERY_BROKER_URL=private_redis.url, **FAST)
-    job = make_job(engine="celery", schedule_type="interval", interval_seconds=1, coalesce=False,
-                   misfire_grace_seconds=300, kwargs={"x": 1, "y": 1})
+    job = make_job(
+        engine="celery",
+        schedule_type="interval",
+        interval_seconds=1,
+        coalesce=False,
+        misfire_grace_seconds=300,
+        kwargs={"x": 1, "y": 1},
+    )
     assert wait_for(lambda: len(queued_slots(private_redis.url)) >= 3, timeout=60), processes.output(beat)[-3000:]
     private_redis.flush()  # no worker has taken them yet: these messages are gone
     flushed_at = timezone.now()
     processes.worker(concurrency=2, CELERY_BROKER_URL=private_redis.url)
 
     def slots_until_flush():
-        return list(JobRun.objects.filter(job=job, scheduled_for__lte=flushed_at)
-                    .order_by("scheduled_for").values_list("scheduled_for", "status"))
+        return list(
+            JobRun.objects.filter(job=job, scheduled_for__lte=flushed_at)
+            .order_by("scheduled_for")
+            .values_list("scheduled_for", "status")
+        )
 
     # every slot due before the flush is run (or recorded as skipped: overlap, misfire): none is missing
     def no_gaps():
         rows = slots_until_flush()
         slots = [slot for slot, _ in rows]
-        return len(rows) >= 3 and all(b - a == dt.timedelta(seconds=1) for a, b in zip(slots, slots[1:])) and \
-            slots[-1] > flushed_at - dt.timedelta(seconds=2) and all(status in ("succeeded", "skipped") for _, status in rows)
+        return (
+            len(rows) >= 3
+            and all(b - a == dt.timedelta(seconds=1) for a, b in zip(slots, slots[1:]))
+            and slots[-1] > flushed_at - dt.timedelta(seconds=2)
+            and all(status in ("succeeded", "skipped") for _, status in rows)
+        )
+
     assert wait_for(no_gaps, timeout=60), (slots_until_flush(), processes.output(beat)[-3000:])
     assert "re-sending a slot whose message was lost" in processes.output(beat)
 
@@ -207,6 +234,7 @@ def test_a_sent_slot_is_lost_only_without_a_run_after_the_grace_and_with_its_que
 
     def broker_away(queue):
         raise ConnectionError("broker away")
+
     with pytest.raises(ConnectionError):
         sent.lost(broker_away, now=t0 + dt.timedelta(seconds=65))
     assert list(sent.sent) == [(job.pk, missing)]  # still noted: it is asked about again

@@ -5,10 +5,11 @@ No database: a job here is an unsaved ``Job`` carrying only the two fields the p
 
 import datetime as dt
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tasks_app.scheduling.misfire import plan
 from tasks_app.models import Job
+from tasks_app.scheduling.misfire import plan
 
 NOW = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
 US = dt.timedelta(microseconds=1)
@@ -47,8 +48,12 @@ def test_with_coalesce_only_the_latest_fresh_slot_fires_and_the_others_say_why()
     slots = [ago(900), ago(600), ago(240), ago(120), ago(0)]
     fire, skipped = plan(policy(grace=300, coalesce=True), slots, NOW)
     assert fire == [ago(0)]
-    assert skipped == [(ago(900), "misfire: 900 s late, grace 300 s"), (ago(600), "misfire: 600 s late, grace 300 s"),
-                       (ago(240), COALESCED), (ago(120), COALESCED)]
+    assert skipped == [
+        (ago(900), "misfire: 900 s late, grace 300 s"),
+        (ago(600), "misfire: 600 s late, grace 300 s"),
+        (ago(240), COALESCED),
+        (ago(120), COALESCED),
+    ]
 
 
 def test_without_coalesce_every_fresh_slot_fires_in_order():
@@ -81,7 +86,8 @@ def test_skips_come_out_in_slot_order_whatever_order_the_slots_came_in():
 # -- properties -----------------------------------------------------------------------------------
 # Slots up to two hours before NOW, to the microsecond; distinct, as a job's slots are.
 past_slots = st.lists(st.integers(0, 2 * 3600 * 10**6), unique=True, max_size=30).map(
-    lambda offsets: [NOW - dt.timedelta(microseconds=o) for o in offsets])
+    lambda offsets: [NOW - dt.timedelta(microseconds=o) for o in offsets]
+)
 graces = st.integers(0, 3600) | st.sampled_from([0, 1, 300])
 
 
@@ -107,4 +113,6 @@ def test_fired_slots_are_within_grace_and_coalesce_fires_only_the_latest_fresh_o
 def test_with_coalesce_the_latest_slot_fires_whatever_order_the_slots_came_in():
     late, latest = ago(20), ago(10)
     assert plan(policy(), [latest, ago(30), late], NOW) == (
-        [latest], [(ago(30), "coalesced: a later missed slot ran instead"), (late, "coalesced: a later missed slot ran instead")])
+        [latest],
+        [(ago(30), "coalesced: a later missed slot ran instead"), (late, "coalesced: a later missed slot ran instead")],
+    )

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tasks_app.engines import request_run
-from tasks_app.scheduling import slots
 from tasks_app.engines.apscheduler.engine import SlotTrigger
 from tasks_app.models import Job, JobRun
 from tasks_app.runner import run_requests
+from tasks_app.scheduling import slots
 
 AMS, NYC, LHI, KOL = "Europe/Amsterdam", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"
 NOW = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
@@ -29,19 +29,29 @@ NOW = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
 # Found by the review and by hypothesis: every wall-clock match falls into a DST gap, and the
 # step hour means "every real hour", so these never fire; they passed validation before.
 NEVER_FIRES = [
-    ("30 2/24 * 3 0#5", AMS), ("30 2/24 * 3 0#2", NYC), ("30 2-3/2 * 3 0#2", NYC),
-    ("0 2/24 * 10 0#1", LHI), ("45 2/24 * 3 0#2", NYC),
+    ("30 2/24 * 3 0#5", AMS),
+    ("30 2/24 * 3 0#2", NYC),
+    ("30 2-3/2 * 3 0#2", NYC),
+    ("0 2/24 * 10 0#1", LHI),
+    ("45 2/24 * 3 0#2", NYC),
 ]
 
 
 @pytest.mark.parametrize("expression, zone", NEVER_FIRES)
 def test_a_cron_that_only_matches_inside_dst_gaps_is_refused_by_validation(expression, zone):
-    job = Job(name="gap", handler="number_sum", kwargs={"x": 1, "y": 2}, schedule_type="cron",
-              cron_expression=expression, timezone=zone)
+    job = Job(
+        name="gap",
+        handler="number_sum",
+        kwargs={"x": 1, "y": 2},
+        schedule_type="cron",
+        cron_expression=expression,
+        timezone=zone,
+    )
     with pytest.raises(ValidationError) as caught:
         job.clean()
-    assert caught.value.message_dict == {"cron_expression": [
-        f"cron expression '{expression}' never fires in {zone} within 10 years"]}
+    assert caught.value.message_dict == {
+        "cron_expression": [f"cron expression '{expression}' never fires in {zone} within 10 years"]
+    }
 
 
 @pytest.mark.parametrize("expression, zone", NEVER_FIRES)
@@ -64,11 +74,17 @@ def test_a_cron_that_fires_less_than_once_in_ten_years_is_refused():
         slots.validate_cron("0 0 * 2 0#5")
 
 
-@pytest.mark.parametrize("after", [dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC),
-                                   dt.datetime(1, 1, 1, 0, 1, tzinfo=dt.UTC)])
-@pytest.mark.parametrize("schedule", [{"schedule_type": "cron", "cron_expression": "* * * * *", "timezone": AMS},
-                                      {"schedule_type": "cron", "cron_expression": "0 0 1 1 *", "timezone": "Pacific/Kiritimati"},
-                                      {"schedule_type": "interval", "interval_seconds": 3600}])
+@pytest.mark.parametrize(
+    "after", [dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC), dt.datetime(1, 1, 1, 0, 1, tzinfo=dt.UTC)]
+)
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"schedule_type": "cron", "cron_expression": "* * * * *", "timezone": AMS},
+        {"schedule_type": "cron", "cron_expression": "0 0 1 1 *", "timezone": "Pacific/Kiritimati"},
+        {"schedule_type": "interval", "interval_seconds": 3600},
+    ],
+)
 def test_the_ends_of_the_calendar_have_no_more_fire_times_instead_of_an_error(after, schedule):
     fires = slots.fire_times(**schedule, after=after, count=3)
     assert all(f > after for f in fires)
@@ -87,15 +103,19 @@ def test_a_one_off_job_at_the_end_of_year_9999_with_jitter_still_gets_a_fire_tim
 def field(low: int, high: int, names: list[str] = ()):
     number = st.integers(low, high).map(str)
     ranged = st.tuples(st.integers(low, high), st.integers(low, high)).map(lambda r: f"{min(r)}-{max(r)}")
-    stepped = st.tuples(st.sampled_from(["*", f"{low}", f"{low}-{high}"]) | number | ranged,
-                        st.integers(1, high - low + 2)).map(lambda s: f"{s[0]}/{s[1]}")
+    stepped = st.tuples(
+        st.sampled_from(["*", f"{low}", f"{low}-{high}"]) | number | ranged, st.integers(1, high - low + 2)
+    ).map(lambda s: f"{s[0]}/{s[1]}")
     single = st.sampled_from(["*"]) | number | ranged | stepped | st.sampled_from(list(names) or ["*"])
     return st.lists(single, min_size=1, max_size=3).map(",".join)
 
 
 weekday = field(0, 7, ["MON-FRI", "SUN", "6L"]) | st.tuples(st.integers(0, 7), st.integers(1, 5)).map(
-    lambda w: f"{w[0]}#{w[1]}")
-crons = st.tuples(field(0, 59), field(0, 23), field(1, 31, ["L"]), field(1, 12, ["MAR", "OCT-NOV"]), weekday).map(" ".join)
+    lambda w: f"{w[0]}#{w[1]}"
+)
+crons = st.tuples(field(0, 59), field(0, 23), field(1, 31, ["L"]), field(1, 12, ["MAR", "OCT-NOV"]), weekday).map(
+    " ".join
+)
 zones = st.sampled_from([AMS, NYC, LHI, KOL])
 
 
@@ -105,8 +125,14 @@ zones = st.sampled_from([AMS, NYC, LHI, KOL])
 @example(expression="30 2/24 * 3 0#5", zone=AMS)
 @example(expression="30 2-3/2 * 3 0#2", zone=NYC)
 def test_validation_refuses_or_the_engines_function_gives_three_increasing_fire_times(expression, zone):
-    job = Job(name="prop", handler="number_sum", kwargs={"x": 1, "y": 2}, schedule_type="cron",
-              cron_expression=expression, timezone=zone)
+    job = Job(
+        name="prop",
+        handler="number_sum",
+        kwargs={"x": 1, "y": 2},
+        schedule_type="cron",
+        cron_expression=expression,
+        timezone=zone,
+    )
     try:
         job.full_clean()
     except ValidationError as exc:
@@ -122,9 +148,11 @@ def test_validation_refuses_or_the_engines_function_gives_three_increasing_fire_
 
 
 @settings(max_examples=300, deadline=None)
-@given(expression=crons | st.text(max_size=30), zone=zones | st.text(max_size=20),
-       after=st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
-                          timezones=st.just(dt.UTC)))
+@given(
+    expression=crons | st.text(max_size=30),
+    zone=zones | st.text(max_size=20),
+    after=st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30), timezones=st.just(dt.UTC)),
+)
 def test_the_slot_function_returns_or_says_schedule_error_on_any_input(expression, zone, after):
     try:
         fires = slots.cron_fire_times(expression, zone, after, 2)
@@ -157,8 +185,12 @@ def poisoned(make_job):
     """One enabled poison job of each kind (cron, Celery and APScheduler alike) and a healthy one."""
     jobs = {}
     for index, (kind, (fields, _)) in enumerate(POISON.items()):
-        job = make_job(name=f"poison-{index}", schedule_type="cron", cron_expression="0 3 * * *",
-                       engine=("celery", "apscheduler")[index % 2])
+        job = make_job(
+            name=f"poison-{index}",
+            schedule_type="cron",
+            cron_expression="0 3 * * *",
+            engine=("celery", "apscheduler")[index % 2],
+        )
         jobs[kind] = poison(job, **fields)
     jobs["healthy"] = make_job(name="healthy", schedule_type="cron", cron_expression="0 3 * * *")
     return jobs
@@ -194,8 +226,8 @@ def test_the_change_page_says_why_a_job_does_not_run(admin_client, poisoned):
 @pytest.mark.django_db
 def test_the_dashboard_lists_broken_jobs_with_their_reasons(admin_client, poisoned):
     html = admin_client.get(reverse("admin:index")).content.decode()
-    panel = html[html.index('id="taskhub-broken"'):]
-    panel = panel[:panel.index("</table>")]
+    panel = html[html.index('id="taskhub-broken"') :]
+    panel = panel[: panel.index("</table>")]
     assert f"Broken jobs ({len(POISON)})" in panel
     assert all(poisoned[kind].name in panel for kind in POISON) and "healthy" not in panel
 
@@ -236,8 +268,10 @@ def test_the_job_list_shows_times_of_a_job_in_a_removed_zone_in_utc(admin_client
     JobRun.objects.create(job=poisoned["unknown zone"], engine="celery", scheduled_for=NOW, status="succeeded")
     response = admin_client.get(reverse("admin:tasks_app_job_changelist"))
     assert response.status_code == 200
-    assert '<span class="taskhub-nowrap">2026-11-30</span> <span class="taskhub-nowrap">12:00 UTC</span>' \
+    assert (
+        '<span class="taskhub-nowrap">2026-11-30</span> <span class="taskhub-nowrap">12:00 UTC</span>'
         in response.content.decode()
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -248,7 +282,11 @@ def test_healthz_names_broken_jobs_without_failing_the_probe(client, poisoned):
     assert jobs["ok"] is False and jobs["error"].startswith(f"{len(POISON)} enabled job(s) cannot be scheduled")
     Job.objects.filter(pk__in=[poisoned[kind].pk for kind in POISON]).delete()
     assert json.loads(client.get("/healthz").content)["checks"]["jobs"] == {
-        "ok": True, "broken": 0, "required": False, "ms": pytest.approx(0, abs=1000)}
+        "ok": True,
+        "broken": 0,
+        "required": False,
+        "ms": pytest.approx(0, abs=1000),
+    }
 
 
 @pytest.mark.django_db

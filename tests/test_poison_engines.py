@@ -19,18 +19,35 @@ def succeeded(job) -> int:
 
 
 def poison_jobs(make_job, engine: str) -> list[Job]:
-    jobs = [poison(make_job(name=f"{engine}-{kind.replace(' ', '-')}", engine=engine, schedule_type="cron",
-                            cron_expression="0 3 * * *"), **fields)
-            for kind, (fields, _) in POISON.items()]
+    jobs = [
+        poison(
+            make_job(
+                name=f"{engine}-{kind.replace(' ', '-')}",
+                engine=engine,
+                schedule_type="cron",
+                cron_expression="0 3 * * *",
+            ),
+            **fields,
+        )
+        for kind, (fields, _) in POISON.items()
+    ]
     # Valid, but at the very end of the calendar: jitter must not overflow past year 9999.
-    jobs.append(make_job(name=f"{engine}-year-9999", engine=engine, schedule_type="once", jitter_seconds=3600,
-                         run_at=dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC)))
+    jobs.append(
+        make_job(
+            name=f"{engine}-year-9999",
+            engine=engine,
+            schedule_type="once",
+            jitter_seconds=3600,
+            run_at=dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC),
+        )
+    )
     return jobs
 
 
 def enable_a_poison_job_live(make_job, engine: str) -> Job:
-    late = make_job(name=f"{engine}-enabled-live", engine=engine, schedule_type="cron", cron_expression="0 3 * * *",
-                    enabled=False)
+    late = make_job(
+        name=f"{engine}-enabled-live", engine=engine, schedule_type="cron", cron_expression="0 3 * * *", enabled=False
+    )
     poison(late, cron_expression="30 2/24 * 3 0#5", timezone=AMS)
     Job.objects.filter(pk=late.pk).enable()  # bumps the change marker: the running engine reloads it
     return late

@@ -13,8 +13,10 @@ from tests.helpers import ROOT, clean_env, manage
 
 PRODUCTION = dict(
     SECRET_KEY="p" * 30 + "-production-secret-with-enough-variety-0123456789",
-    ALLOWED_HOSTS="taskhub.example.com", CSRF_TRUSTED_ORIGINS="https://taskhub.example.com",
-    TASKHUB_HTTPS="true", TASKHUB_BEHIND_PROXY="true",
+    ALLOWED_HOSTS="taskhub.example.com",
+    CSRF_TRUSTED_ORIGINS="https://taskhub.example.com",
+    TASKHUB_HTTPS="true",
+    TASKHUB_BEHIND_PROXY="true",
 )
 
 
@@ -32,6 +34,7 @@ def test_check_deploy_warns_without_them():
 
 def test_healthz_is_exempt_from_the_https_redirect(client):
     from django.test import override_settings
+
     with override_settings(SECURE_SSL_REDIRECT=True):
         assert client.get("/admin/login/").status_code == 301
         assert client.get("/healthz").status_code in (200, 503)
@@ -51,8 +54,8 @@ def test_celery_app_is_json_only_and_configured_from_django_settings():
 
 @pytest.mark.django_db
 def test_all_migrations_are_applied_on_the_test_database():
-    from django.db.migrations.executor import MigrationExecutor
     from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
 
     executor = MigrationExecutor(connection)
     assert executor.migration_plan(executor.loader.graph.leaf_nodes()) == []
@@ -67,7 +70,11 @@ def test_all_migrations_apply_on_sqlite(tmp_path):
     with sqlite3.connect(path) as db:
         tables = {row[0] for row in db.execute("select name from sqlite_master where type='table'")}
         assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
-    assert {"django_celery_beat_periodictask", "django_celery_results_taskresult", "django_apscheduler_djangojob"} <= tables
+    assert {
+        "django_celery_beat_periodictask",
+        "django_celery_results_taskresult",
+        "django_apscheduler_djangojob",
+    } <= tables
 
 
 @pytest.mark.django_db
@@ -108,8 +115,11 @@ def test_readme_starts_with_the_two_commands_and_they_exist():
 def test_every_variable_the_project_reads_is_in_the_readme_settings_table():
     table = (ROOT / "README.md").read_text().split("## Settings", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `([A-Z_]+)`", table, flags=re.M))
-    sources = [ROOT / "taskhub" / "settings.py", ROOT / "taskhub" / "config.py",
-               *(ROOT / "tasks_app" / "management" / "commands").glob("*.py")]
+    sources = [
+        ROOT / "taskhub" / "settings.py",
+        ROOT / "taskhub" / "config.py",
+        *(ROOT / "tasks_app" / "management" / "commands").glob("*.py"),
+    ]
     pattern = r"(?:env\.\w+\(|_VARIABLE = )\"([A-Z][A-Z_]+)\""
     read = {name for path in sources for name in re.findall(pattern, path.read_text())}
     assert len(read) > 20

@@ -52,7 +52,8 @@ def test_the_modules_that_raised_them_still_name_them():
     from tasks_app.scheduling.slots import ScheduleError
 
     assert {SignatureError, EngineUnavailable, HandlerError, KwargsError, UnknownHandler, ScheduleError} <= {
-        getattr(exceptions, name) for name in exceptions.__all__}
+        getattr(exceptions, name) for name in exceptions.__all__
+    }
     assert issubclass(exceptions.KwargsError, ValueError) and issubclass(exceptions.UnknownHandler, LookupError)
 
 
@@ -75,9 +76,11 @@ def test_a_parameter_named_context_without_the_annotation_says_what_to_write(reg
     exec(f"async def reporting(x: int, context{annotation} = None): pass", namespace)
     with pytest.raises(exceptions.HandlerError) as caught:
         reg.handler(namespace["reporting"])
-    assert str(caught.value) == ("handler 'reporting': parameter 'context' is reserved for the run's context; write "
-                                 "'context: RunContext' (from tasks_app import RunContext), or name the parameter "
-                                 "otherwise")
+    assert str(caught.value) == (
+        "handler 'reporting': parameter 'context' is reserved for the run's context; write "
+        "'context: RunContext' (from tasks_app import RunContext), or name the parameter "
+        "otherwise"
+    )
     assert "reporting" not in reg
 
 
@@ -120,12 +123,20 @@ def test_apscheduler_rows_written_before_the_package_layout_still_load_and_fire(
     written = json.loads(ROWS.read_text())
     jobs = {}
     for fields in written["jobs"]:
-        jobs[fields["pk"]] = Job.objects.create(**{k: v for k, v in fields.items() if k != "pk"}, handler="number_sum",
-                                                kwargs={"x": 1, "y": 2}, engine="apscheduler", enabled=False)
+        jobs[fields["pk"]] = Job.objects.create(
+            **{k: v for k, v in fields.items() if k != "pk"},
+            handler="number_sum",
+            kwargs={"x": 1, "y": 2},
+            engine="apscheduler",
+            enabled=False,
+        )
     for row in written["rows"]:
         job = jobs[row["job_pk"]]
-        DjangoJob.objects.create(id=f"taskhub-job-{job.pk}", job_state=base64.b64decode(row["job_state"]),
-                                 next_run_time=dt.datetime.fromisoformat(row["next_run_time"]))
+        DjangoJob.objects.create(
+            id=f"taskhub-job-{job.pk}",
+            job_state=base64.b64decode(row["job_state"]),
+            next_run_time=dt.datetime.fromisoformat(row["next_run_time"]),
+        )
     manager = SchedulerManager()
     manager.scheduler.start(paused=True)
     try:

@@ -9,11 +9,11 @@ import re
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
 from enum import Enum
-from typing import Annotated, Literal, Optional
+from pathlib import Path
+from typing import Annotated, Literal
 
 import anyio
 import pytest
@@ -351,7 +351,7 @@ async def everything(
     scores: dict[str, int],
     when: datetime,
     mode: Literal["fast", "slow"],
-    maybe: Optional[int],
+    maybe: int | None,
     note: str | None = None,
     at: datetime | None = None,
     tags: list[str] = ["a", "b"],  # noqa: B006 -- never mutated
@@ -359,7 +359,7 @@ async def everything(
     either: int | str = 0,
     anything=None,
     odd: int = None,  # a default that does not fit its type
-    since: datetime = datetime(2030, 1, 1, tzinfo=timezone.utc),
+    since: datetime = datetime(2030, 1, 1, tzinfo=UTC),
     *,
     context,
 ):
@@ -399,20 +399,45 @@ def test_parameters_describe_the_signature(spec):
 
 def test_example_kwargs_is_json_and_passes_validation(spec):
     example = spec.example_kwargs()
-    assert json.loads(json.dumps(example)) == example == {
-        "count": 1, "ratio": 1.5, "label": "text", "flag": True, "ids": [1], "meta": {}, "scores": {},
-        "when": "2030-01-01T00:00:00+00:00", "mode": "fast", "maybe": 1, "note": None, "at": None,
-        "tags": ["a", "b"], "pair": [1, "x"], "either": 0, "anything": None,
-    }
+    assert (
+        json.loads(json.dumps(example))
+        == example
+        == {
+            "count": 1,
+            "ratio": 1.5,
+            "label": "text",
+            "flag": True,
+            "ids": [1],
+            "meta": {},
+            "scores": {},
+            "when": "2030-01-01T00:00:00+00:00",
+            "mode": "fast",
+            "maybe": 1,
+            "note": None,
+            "at": None,
+            "tags": ["a", "b"],
+            "pair": [1, "x"],
+            "either": 0,
+            "anything": None,
+        }
+    )
     converted = spec.validate_kwargs(example)
-    assert run(spec.func, **converted, context=None)["when"] == datetime(2030, 1, 1, tzinfo=timezone.utc)
+    assert run(spec.func, **converted, context=None)["when"] == datetime(2030, 1, 1, tzinfo=UTC)
 
 
 # --- the validation matrix -----------------------------------------------------------------------
 
 GOOD = {
-    "count": 1, "ratio": 0.5, "label": "a", "flag": False, "ids": [1, 2], "meta": {}, "scores": {"a": 1},
-    "when": "2030-01-01T00:00:00+00:00", "mode": "fast", "maybe": None,
+    "count": 1,
+    "ratio": 0.5,
+    "label": "a",
+    "flag": False,
+    "ids": [1, 2],
+    "meta": {},
+    "scores": {"a": 1},
+    "when": "2030-01-01T00:00:00+00:00",
+    "mode": "fast",
+    "maybe": None,
 }
 DROP = object()
 TZ_MESSAGE = "must be a datetime with a time zone"

@@ -8,17 +8,16 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tasks_app.engines import request_run
 from tasks_app import runner
-from tasks_app.runner import claims, run_requests
+from tasks_app.engines import request_run
 from tasks_app.models import JobRun
+from tasks_app.runner import claims, run_requests
 from tests.handlers_for_tests import release
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SLOT = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
-
 
 
 def test_success_is_recorded_with_result_duration_and_worker(make_job):
@@ -130,8 +129,15 @@ def test_concurrent_claims_of_different_slots_respect_max_running(make_job, fres
 def test_overlap_limit_records_the_new_slot_as_skipped(make_job):
     job = make_job()
     now = timezone.now()
-    JobRun.objects.create(job=job, engine="apscheduler", scheduled_for=SLOT, status="running",
-                          started_at=now, heartbeat_at=now, worker="elsewhere:1")
+    JobRun.objects.create(
+        job=job,
+        engine="apscheduler",
+        scheduled_for=SLOT,
+        status="running",
+        started_at=now,
+        heartbeat_at=now,
+        worker="elsewhere:1",
+    )
     assert runner.run_slot(job.pk, SLOT + dt.timedelta(hours=1), "apscheduler") is None
     skipped = JobRun.objects.get(job=job, scheduled_for=SLOT + dt.timedelta(hours=1))
     assert skipped.status == "skipped" and skipped.reason.startswith("overlap: 1 run(s) still running")
@@ -140,8 +146,16 @@ def test_overlap_limit_records_the_new_slot_as_skipped(make_job):
 def test_a_run_whose_worker_died_is_taken_over_with_the_next_attempt(make_job, fresh_calls):
     job = make_job(handler="test_count", kwargs={"key": "t"})
     long_ago = timezone.now() - dt.timedelta(minutes=10)
-    JobRun.objects.create(job=job, engine="celery", scheduled_for=SLOT, status="running", kwargs=job.kwargs,
-                          started_at=long_ago, heartbeat_at=long_ago, worker="dead-host:99")
+    JobRun.objects.create(
+        job=job,
+        engine="celery",
+        scheduled_for=SLOT,
+        status="running",
+        kwargs=job.kwargs,
+        started_at=long_ago,
+        heartbeat_at=long_ago,
+        worker="dead-host:99",
+    )
     run = runner.run_slot(job.pk, SLOT, "celery")
     run.refresh_from_db()
     assert (run.status, run.attempt, fresh_calls["t"]) == ("succeeded", 2, 1)
@@ -151,8 +165,15 @@ def test_a_run_whose_worker_died_is_taken_over_with_the_next_attempt(make_job, f
 def test_a_live_running_slot_is_not_taken_over(make_job, fresh_calls):
     job = make_job(handler="test_count", kwargs={"key": "live"}, max_running=5)
     now = timezone.now()
-    JobRun.objects.create(job=job, engine="celery", scheduled_for=SLOT, status="running",
-                          started_at=now, heartbeat_at=now, worker="alive:1")
+    JobRun.objects.create(
+        job=job,
+        engine="celery",
+        scheduled_for=SLOT,
+        status="running",
+        started_at=now,
+        heartbeat_at=now,
+        worker="alive:1",
+    )
     assert runner.run_slot(job.pk, SLOT, "celery") is None
     assert "live" not in fresh_calls and JobRun.objects.get(job=job).duplicate_claims == 1
 

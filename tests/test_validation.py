@@ -15,8 +15,15 @@ from django.utils import timezone
 
 from tasks_app.models import Job, JobRun
 
-GOOD = {"name": "valid-job", "handler": "number_sum", "kwargs": {"x": 1, "y": 2}, "engine": "apscheduler",
-        "schedule_type": "cron", "cron_expression": "*/5 * * * *", "timezone": "UTC"}
+GOOD = {
+    "name": "valid-job",
+    "handler": "number_sum",
+    "kwargs": {"x": 1, "y": 2},
+    "engine": "apscheduler",
+    "schedule_type": "cron",
+    "cron_expression": "*/5 * * * *",
+    "timezone": "UTC",
+}
 PAST = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 
 
@@ -50,11 +57,16 @@ BAD = [
     ("kwargs-nul-in-key", {"handler": "echo", "kwargs": {"payload": {"a\x00": 1}}}, "kwargs", "NUL character"),
     ("kwargs-nul-in-name", {"kwargs": {"x": 1, "y": 2, "\x00": 3}}, "kwargs", "NUL character"),
     ("kwargs-surrogate", {"handler": "echo", "kwargs": {"payload": {"a": ["\ud800"]}}}, "kwargs", "surrogate"),
-    ("kwargs-1200-deep", {"handler": "echo", "kwargs": {"payload": {"a": nested(1200)}}}, "kwargs", "nested too deeply"),
+    (
+        "kwargs-1200-deep",
+        {"handler": "echo", "kwargs": {"payload": {"a": nested(1200)}}},
+        "kwargs",
+        "nested too deeply",
+    ),
     ("kwargs-33-deep", {"handler": "echo", "kwargs": {"payload": {"a": nested(31)}}}, "kwargs", "at most 32 levels"),
     ("kwargs-too-large", {"handler": "echo", "kwargs": {"payload": {"a": "x" * 70_000}}}, "kwargs", "too large"),
     ("kwargs-nan", {"handler": "sleep", "kwargs": {"seconds": float("nan")}}, "kwargs", "Out of range float values"),
-    ("kwargs-huge-int", {"kwargs": {"x": 10 ** 5000, "y": 2}}, "kwargs", "JSON"),
+    ("kwargs-huge-int", {"kwargs": {"x": 10**5000, "y": 2}}, "kwargs", "JSON"),
     ("description-nul", {"description": "a\x00b"}, "description", "may not contain the NUL character"),
     ("cron-empty", {"cron_expression": ""}, "cron_expression", "needs a cron expression"),
     ("cron-4-fields", {"cron_expression": "* * * *"}, "cron_expression", "must have 5 fields"),
@@ -66,9 +78,24 @@ BAD = [
     ("cron-words", {"cron_expression": "every day at noon"}, "cron_expression", "cron"),
     ("timezone-unknown", {"timezone": "Mars/Olympus_Mons"}, "timezone", "unknown time zone"),
     ("timezone-empty", {"timezone": ""}, "timezone", ""),
-    ("interval-zero", {"schedule_type": "interval", "interval_seconds": 0}, "interval_seconds", "greater than or equal to 1"),
-    ("interval-negative", {"schedule_type": "interval", "interval_seconds": -5}, "interval_seconds", "greater than or equal to"),
-    ("interval-over-a-year", {"schedule_type": "interval", "interval_seconds": 31_536_001}, "interval_seconds", "less than or equal to 31536000"),
+    (
+        "interval-zero",
+        {"schedule_type": "interval", "interval_seconds": 0},
+        "interval_seconds",
+        "greater than or equal to 1",
+    ),
+    (
+        "interval-negative",
+        {"schedule_type": "interval", "interval_seconds": -5},
+        "interval_seconds",
+        "greater than or equal to",
+    ),
+    (
+        "interval-over-a-year",
+        {"schedule_type": "interval", "interval_seconds": 31_536_001},
+        "interval_seconds",
+        "less than or equal to 31536000",
+    ),
     ("interval-missing", {"schedule_type": "interval"}, "interval_seconds", "needs its interval"),
     ("once-missing-run-at", {"schedule_type": "once"}, "run_at", "needs the time"),
     ("once-in-the-past", {"schedule_type": "once", "run_at": PAST}, "run_at", "must be in the future"),
@@ -209,7 +236,7 @@ KWARGS_CASES = [
     ('{"x": "1", "y": 2}', "x: must be an integer"),
     ('{"x": 1}', "y: missing"),
     ('{"x": 1, "y": 2, "z": 0}', "z: unknown parameter"),
-    ('[1, 2]', "--kwargs must be a JSON object"),
+    ("[1, 2]", "--kwargs must be a JSON object"),
     ('{"x": 1,', "--kwargs is not valid JSON"),
     ('{"x": "\\u0000", "y": 2}', "x: may not contain the NUL character"),
     ('{"x": ' + "[" * 1200 + "]" * 1200 + ', "y": 2}', "nested too deeply"),
@@ -251,11 +278,15 @@ def test_run_job_exits_1_with_one_line_when_the_handler_fails():
 
     Job.objects.create(**{**GOOD, "handler": "fail", "kwargs": {"message": "upstream is down"}, "max_retries": 0})
     from django.db import connection
-    env = clean_env(SECRET_KEY="k", DATABASE_URL=POSTGRES_URL.rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"])
+
+    env = clean_env(
+        SECRET_KEY="k", DATABASE_URL=POSTGRES_URL.rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"]
+    )
     result = manage("run_job", GOOD["name"], env=env)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     logs = [line for line in lines if line.startswith("{")]
     assert all(json.loads(line)["logger"] for line in logs)  # JSON log records (written by another thread)
     assert [line for line in lines if line not in logs] == [
-        f"CommandError: run {JobRun.objects.get().pk} failed: RuntimeError: upstream is down"]
+        f"CommandError: run {JobRun.objects.get().pk} failed: RuntimeError: upstream is down"
+    ]

@@ -58,7 +58,7 @@ def test_the_admin_form_refuses_with_a_field_error(admin_client, postgres, text,
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("text, fragment", BAD_KWARGS)
-def test_the_api_refuses_with_a_400(make_job, api_client, memory_engines, postgres, text, fragment):  # noqa: F811
+def test_the_api_refuses_with_a_400(make_job, api_client, memory_engines, postgres, text, fragment):
     job = make_job(handler="echo", kwargs={})
     message = error_of(trigger(job.name, api_client, ('{"kwargs": ' + text + "}").encode()), 400)
     assert fragment in message, message
@@ -95,6 +95,7 @@ pytestmark_runner = pytest.mark.django_db(transaction=True)
 
 def run_in_thread(job):
     """``runner.run_slot`` of ``job``'s slot on a thread of its own (closing its connection after)."""
+
     def target():
         try:
             runner.run_slot(job.pk, SLOT, "apscheduler")
@@ -135,10 +136,16 @@ def test_an_error_with_nul_and_surrogates_is_stored_escaped(postgres, make_job, 
 
 
 @pytestmark_runner
-@pytest.mark.parametrize("value, stored", [
-    (float("nan"), "NaN"), ([float("inf"), float("-inf")], ["Infinity", "-Infinity"]),
-    (10 ** 5000, "<int of 16610 bits>"), ({(1, 2): "tuple key"}, "{(1, 2): 'tuple key'}"),
-], ids=["nan", "infinities", "5000-digit-int", "tuple-key"])
+@pytest.mark.parametrize(
+    "value, stored",
+    [
+        (float("nan"), "NaN"),
+        ([float("inf"), float("-inf")], ["Infinity", "-Infinity"]),
+        (10**5000, "<int of 16610 bits>"),
+        ({(1, 2): "tuple key"}, "{(1, 2): 'tuple key'}"),
+    ],
+    ids=["nan", "infinities", "5000-digit-int", "tuple-key"],
+)
 def test_numbers_and_keys_json_cannot_hold_are_stored_as_text(postgres, make_job, caplog, value, stored):
     run = run_outcome(make_job, value)
     assert (run.status, run.result) == ("succeeded", stored)
@@ -184,8 +191,10 @@ def test_a_lost_connection_while_recording_is_waited_out(postgres, make_job, tas
     try:
         assert wait_for(lambda: "outage" in fresh_calls)
         with connection.cursor() as cursor:  # every other session on the test database: the runner's
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
             assert cursor.fetchall()
     finally:
         release.set()

@@ -11,7 +11,8 @@ import itertools
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tasks_app import runner
 from tasks_app.models import Job, JobRun
@@ -27,15 +28,20 @@ _count = itertools.count()
 # (st.text() would draw a surrogate about once in 2,000 strings.)
 characters = st.characters(exclude_categories=()) | st.sampled_from(["\x00", "\ud800", "\udfff", "é", "\U0001f600"])
 texts = st.lists(characters, max_size=12).map("".join)
-big_texts = st.builds(lambda part, times: part * times, st.lists(characters, min_size=1, max_size=3).map("".join),
-                      st.integers(0, 40_000))
+big_texts = st.builds(
+    lambda part, times: part * times, st.lists(characters, min_size=1, max_size=3).map("".join), st.integers(0, 40_000)
+)
 # Ints past Python's 4,300-digit str() limit are plain cases (test_values.py, test_validation.py):
 # hypothesis could not print one as a falsifying example.
-numbers = (st.integers() | st.integers(-(10 ** 4200), 10 ** 4200) | st.floats()
-           | st.sampled_from([2 ** 63, 1e308, 5e-324, -0.0]))
+numbers = (
+    st.integers() | st.integers(-(10**4200), 10**4200) | st.floats() | st.sampled_from([2**63, 1e308, 5e-324, -0.0])
+)
 scalars = st.none() | st.booleans() | numbers | texts | big_texts
-json_like = st.recursive(scalars, lambda children: st.lists(children, max_size=3)
-                         | st.dictionaries(texts, children, max_size=3), max_leaves=12)
+json_like = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(texts, children, max_size=3),
+    max_leaves=12,
+)
 
 
 def nest(value, depth: int, in_dict: bool):
@@ -49,9 +55,11 @@ depths = st.sampled_from([1, 30, 31, 32, 33]) | st.integers(0, 200)
 values = json_like | st.builds(nest, json_like, depths, st.booleans())
 payloads = st.dictionaries(texts, values, max_size=3)
 
-PROPERTY = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                           HealthCheck.data_too_large])
+PROPERTY = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @pytest.fixture
@@ -63,8 +71,13 @@ def postgres():
 
 # -- kwargs: refused in words, or stored ------------------------------------------------------
 def refused_or_stored(payload) -> Job | None:
-    job = Job(name=f"prop-{next(_count)}", handler="echo", kwargs={"payload": payload}, schedule_type="interval",
-              interval_seconds=3600)
+    job = Job(
+        name=f"prop-{next(_count)}",
+        handler="echo",
+        kwargs={"payload": payload},
+        schedule_type="interval",
+        interval_seconds=3600,
+    )
     try:
         job.full_clean()
     except ValidationError as exc:
@@ -138,9 +151,12 @@ def test_whatever_a_handler_returns_or_raises_its_run_ends(postgres, make_job, o
 FOUND_KWARGS = [pytest.param({"\x00": None}, id="nul-key")]
 # Found against the code before the fix (the run stayed running: DataError retried, UnicodeEncodeError raised).
 FOUND_OUTCOMES = [
-    pytest.param("\x00", id="nul"), pytest.param({"\x00": None}, id="nul-key"),
-    pytest.param(Boom("\x00"), id="error-with-nul"), pytest.param(float("inf"), id="infinity"),
-    pytest.param(Boom("\ud800"), id="error-with-surrogate"), pytest.param({"\ud800": None}, id="surrogate-key"),
+    pytest.param("\x00", id="nul"),
+    pytest.param({"\x00": None}, id="nul-key"),
+    pytest.param(Boom("\x00"), id="error-with-nul"),
+    pytest.param(float("inf"), id="infinity"),
+    pytest.param(Boom("\ud800"), id="error-with-surrogate"),
+    pytest.param({"\ud800": None}, id="surrogate-key"),
 ]
 
 

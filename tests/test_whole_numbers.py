@@ -16,12 +16,20 @@ from hypothesis import strategies as st
 
 from tasks_app.models import Job
 
-INTERVAL_JOB = {"name": "numbers", "handler": "number_sum", "kwargs": {"x": 1, "y": 2}, "engine": "apscheduler",
-                "schedule_type": "interval", "interval_seconds": 60, "timezone": "UTC"}
+INTERVAL_JOB = {
+    "name": "numbers",
+    "handler": "number_sum",
+    "kwargs": {"x": 1, "y": 2},
+    "engine": "apscheduler",
+    "schedule_type": "interval",
+    "interval_seconds": 60,
+    "timezone": "UTC",
+}
 WHOLE = [f.name for f in Job._meta.concrete_fields if isinstance(f, models.IntegerField) and not f.primary_key]
 REAL = [f.name for f in Job._meta.concrete_fields if isinstance(f, (models.FloatField, models.DecimalField))]
-examples = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+examples = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 not_whole = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).filter(lambda x: not (math.isfinite(x) and x == int(x))),
@@ -30,8 +38,13 @@ not_whole = st.one_of(
     st.floats(min_value=0.01, max_value=1e6).map(str),  # numeric text, e.g. "1.5"
     st.integers(1, 1000).map(str),  # "60" is text, not a number
 )
-not_real = st.one_of(st.booleans(), st.just(math.nan), st.just(math.inf), st.just(-math.inf),
-                     st.floats(min_value=0, max_value=1e6).map(str))
+not_real = st.one_of(
+    st.booleans(),
+    st.just(math.nan),
+    st.just(math.inf),
+    st.just(-math.inf),
+    st.floats(min_value=0, max_value=1e6).map(str),
+)
 
 
 def refused(field: str, value) -> str:
@@ -43,8 +56,15 @@ def refused(field: str, value) -> str:
 
 
 def test_every_numeric_field_is_covered():
-    assert {"interval_seconds", "priority", "timeout_seconds", "max_retries", "jitter_seconds",
-            "misfire_grace_seconds", "max_running"} <= set(WHOLE)
+    assert {
+        "interval_seconds",
+        "priority",
+        "timeout_seconds",
+        "max_retries",
+        "jitter_seconds",
+        "misfire_grace_seconds",
+        "max_running",
+    } <= set(WHOLE)
     assert REAL == ["retry_backoff_seconds"]
 
 
@@ -69,8 +89,9 @@ def test_a_real_number_field_refuses_text_bools_and_infinities(field, value):
 @examples
 @given(value=st.integers(1, 3600))
 def test_whole_numbers_are_kept_exactly(value):
-    job = Job.objects.create(**{**INTERVAL_JOB, "interval_seconds": value, "jitter_seconds": value,
-                                "retry_backoff_seconds": value})
+    job = Job.objects.create(
+        **{**INTERVAL_JOB, "interval_seconds": value, "jitter_seconds": value, "retry_backoff_seconds": value}
+    )
     job.refresh_from_db()
     assert (job.interval_seconds, job.jitter_seconds, job.retry_backoff_seconds) == (value, value, value)
     job.delete()

@@ -28,8 +28,12 @@ def test_dry_run_prints_the_command_with_the_defaults():
 
 
 def test_dry_run_takes_the_environment_and_flags_win_over_it():
-    env = {"TASKHUB_WORKER_QUEUES": "default, reports", "TASKHUB_WORKER_CONCURRENCY": "3",
-           "TASKHUB_WORKER_POOL": "threads", "TASKHUB_WORKER_LOGLEVEL": "warning"}
+    env = {
+        "TASKHUB_WORKER_QUEUES": "default, reports",
+        "TASKHUB_WORKER_CONCURRENCY": "3",
+        "TASKHUB_WORKER_POOL": "threads",
+        "TASKHUB_WORKER_LOGLEVEL": "warning",
+    }
     assert script("--dry-run", **env).stdout == f"{CELERY} -Q default,reports -c 3 -P threads -l WARNING\n"
 
     flags = ["-Q", "high", "--concurrency", "auto", "-P", "solo", "-l", "debug", "-n", "w1@%h"]
@@ -44,15 +48,18 @@ def test_dry_run_reads_the_env_file(tmp_path):
     assert done.stdout == f"{CELERY} -Q from_file -c 6 -P prefork -l INFO\n"  # the environment wins
 
 
-@pytest.mark.parametrize("args, env, message", [
-    (["--bogus"], {}, "unrecognized arguments: --bogus"),
-    (["-c", "0"], {}, "--concurrency must be a whole number >= 1 or 'auto', not '0'"),
-    (["--pool", "fork"], {}, "--pool must be one of prefork|"),
-    (["-Q", "a,,b"], {}, "--queues must be comma-separated queue names"),
-    (["-l", "loud"], {}, "--loglevel must be one of DEBUG|"),
-    ([], {"TASKHUB_WORKER_CONCURRENCY": "many"}, "TASKHUB_WORKER_CONCURRENCY must be a whole number"),
-    (["-c"], {}, "argument -c/--concurrency: expected one argument"),
-])
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--bogus"], {}, "unrecognized arguments: --bogus"),
+        (["-c", "0"], {}, "--concurrency must be a whole number >= 1 or 'auto', not '0'"),
+        (["--pool", "fork"], {}, "--pool must be one of prefork|"),
+        (["-Q", "a,,b"], {}, "--queues must be comma-separated queue names"),
+        (["-l", "loud"], {}, "--loglevel must be one of DEBUG|"),
+        ([], {"TASKHUB_WORKER_CONCURRENCY": "many"}, "TASKHUB_WORKER_CONCURRENCY must be a whole number"),
+        (["-c"], {}, "argument -c/--concurrency: expected one argument"),
+    ],
+)
 def test_a_bad_flag_or_value_is_one_line_and_exit_status_2(args, env, message):
     done = script("--dry-run", *args, **env)
     assert (done.returncode, done.stdout) == (2, "")

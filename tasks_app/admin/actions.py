@@ -11,9 +11,9 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from tasks_app.engines import request_run
-from tasks_app.runner import run_requests
 from tasks_app.engines.base import EngineUnavailable
 from tasks_app.models import Engine, RunStatus, Trigger
+from tasks_app.runner import run_requests
 
 log = logging.getLogger("tasks_app.admin.jobs")
 
@@ -59,8 +59,13 @@ def duplicate(modeladmin, request, queryset):
 def _switch(engine: Engine):
     @admin.action(permissions=["change"], description=f"Switch selected jobs to {engine.label}")
     def switch(modeladmin, request, queryset):
-        _report(modeladmin, request, queryset.switch_engine(engine.value), f"switched to {engine.label}",
-                f"the selected jobs already use {engine.label}")
+        _report(
+            modeladmin,
+            request,
+            queryset.switch_engine(engine.value),
+            f"switched to {engine.label}",
+            f"the selected jobs already use {engine.label}",
+        )
 
     switch.__name__ = f"switch_to_{engine.value}"
     return switch
@@ -106,18 +111,24 @@ def queue_runs(modeladmin, request, requests, trigger=Trigger.RUN_NOW) -> None:
 def cancel(modeladmin, request, queryset):
     count = run_requests.request_cancel(queryset)  # it touches only queued and running runs
     if count:
-        modeladmin.message_user(request, f"Cancel requested for {_count(count, 'run')}: queued ones are cancelled, "
-                                         f"running ones stop at their next heartbeat.", messages.SUCCESS)
+        modeladmin.message_user(
+            request,
+            f"Cancel requested for {_count(count, 'run')}: queued ones are cancelled, "
+            f"running ones stop at their next heartbeat.",
+            messages.SUCCESS,
+        )
     else:
-        modeladmin.message_user(request, "No run cancelled: none of the selected runs is queued or running.",
-                                messages.WARNING)
+        modeladmin.message_user(
+            request, "No run cancelled: none of the selected runs is queued or running.", messages.WARNING
+        )
 
 
 @admin.action(permissions=["run_job"], description="Retry selected failed runs (as a new run)")
 def retry(modeladmin, request, queryset):
     failed = list(queryset.filter(status__in=[RunStatus.FAILED, RunStatus.TIMED_OUT]).select_related("job"))
     if not failed:
-        modeladmin.message_user(request, "No run retried: only failed or timed-out runs can be retried.",
-                                messages.WARNING)
+        modeladmin.message_user(
+            request, "No run retried: only failed or timed-out runs can be retried.", messages.WARNING
+        )
         return
     queue_runs(modeladmin, request, ((run.job, run.kwargs) for run in failed), Trigger.RETRY)

@@ -17,8 +17,13 @@ from tasks_app.models.api_clients import ApiClient
 
 def show_secrets(modeladmin, request, secrets: list[tuple[ApiClient, str]], title: str) -> TemplateResponse:
     opts = modeladmin.model._meta
-    context = {**modeladmin.admin_site.each_context(request), "opts": opts, "title": title, "secrets": secrets,
-               "next_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")}
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "opts": opts,
+        "title": title,
+        "secrets": secrets,
+        "next_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+    }
     response = TemplateResponse(request, "admin/tasks_app/apiclient/secret.html", context)
     add_never_cache_headers(response)  # a secret must not stay in a browser or proxy cache
     return response

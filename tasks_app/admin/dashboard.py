@@ -8,12 +8,17 @@ and no dashboard query runs. Links appear only for the pages the user may open.
 
 from functools import wraps
 
-from tasks_app.monitoring import charts, dashboard
 from tasks_app.admin.display import duration, job_link, last_line, local_time, run_link, status_badge
+from tasks_app.monitoring import charts, dashboard
 
 PERMISSION = "tasks_app.view_jobrun"
-ENGINE_LABELS = {"beat": "Celery beat", "apscheduler": "APScheduler", "workers": "Celery workers",
-                 "broker": "Broker", "database": "Database"}
+ENGINE_LABELS = {
+    "beat": "Celery beat",
+    "apscheduler": "APScheduler",
+    "workers": "Celery workers",
+    "broker": "Broker",
+    "database": "Database",
+}
 
 
 def install(site) -> None:
@@ -39,23 +44,33 @@ def context(request) -> dict:
         "total": sum(data["counts"].values()),
         "timeline": charts.timeline(data["timeline"], data["since"], data["now"]),
         "failing": [_failing(job, may_view_jobs) for job in data["failing"]],
-        "slowest": [{**row, "p95_text": duration(row["p95"]), "job": _job(row["job_id"], row["job__name"], may_view_jobs)}
-                    for row in data["slowest"]],
+        "slowest": [
+            {**row, "p95_text": duration(row["p95"]), "job": _job(row["job_id"], row["job__name"], may_view_jobs)}
+            for row in data["slowest"]
+        ],
         "oldest_queued": _queued(data["oldest_queued"], data["now"], may_view_jobs),
-        "broken": [{"job": _job(job.pk, job.name, may_view_jobs), "engine": job.engine, "reason": reason}
-                   for job, reason in data["broken"]],
+        "broken": [
+            {"job": _job(job.pk, job.name, may_view_jobs), "engine": job.engine, "reason": reason}
+            for job, reason in data["broken"]
+        ],
         "broken_count": data["broken_count"],
     }
 
 
 def _engine(name: str, check: dict) -> dict:
-    detail = ", ".join(filter(None, [
-        check.get("error"),
-        check.get("leader") and f"leader {check['leader']}",
-        "seconds_since_beat" in check and f"last beat {check['seconds_since_beat']:g} s ago",
-        check.get("workers") and f"{len(check['workers'])} up: {', '.join(check['workers'])}",
-        check.get("url"), check.get("vendor"),
-    ]))
+    detail = ", ".join(
+        filter(
+            None,
+            [
+                check.get("error"),
+                check.get("leader") and f"leader {check['leader']}",
+                "seconds_since_beat" in check and f"last beat {check['seconds_since_beat']:g} s ago",
+                check.get("workers") and f"{len(check['workers'])} up: {', '.join(check['workers'])}",
+                check.get("url"),
+                check.get("vendor"),
+            ],
+        )
+    )
     return {"name": ENGINE_LABELS.get(name, name), "key": name, "ok": check.get("ok", False), "detail": detail}
 
 
@@ -64,20 +79,26 @@ def _job(job_id, name, may_view: bool):
 
 
 def _failing(job, may_view_jobs: bool) -> dict:
-    return {"job": _job(job.pk, job.name, may_view_jobs), "status": status_badge(job.last_outcome),
-            "error": last_line(job.last_error), "run": run_link(job.last_run_id, f"#{job.last_run_id}"),
-            "since": local_time(job.failing_since, "UTC") if job.failing_since else "—"}
+    return {
+        "job": _job(job.pk, job.name, may_view_jobs),
+        "status": status_badge(job.last_outcome),
+        "error": last_line(job.last_error),
+        "run": run_link(job.last_run_id, f"#{job.last_run_id}"),
+        "since": local_time(job.failing_since, "UTC") if job.failing_since else "—",
+    }
 
 
 def _queued(run, now, may_view_jobs: bool) -> dict | None:
     if run is None:
         return None
-    return {"run": run_link(run.pk, f"#{run.pk}"), "job": _job(run.job_id, run.job.name, may_view_jobs),
-            "created": local_time(run.created_at, "UTC"),
-            "waiting": duration(max((now - run.created_at).total_seconds(), 0))}
+    return {
+        "run": run_link(run.pk, f"#{run.pk}"),
+        "job": _job(run.job_id, run.job.name, may_view_jobs),
+        "created": local_time(run.created_at, "UTC"),
+        "waiting": duration(max((now - run.created_at).total_seconds(), 0)),
+    }
 
 
 def job_history_chart(job):
     """The job page's chart of its last 50 runs (the caller checks that the user may see runs)."""
     return charts.run_history(dashboard.job_history(job), job.name)
-

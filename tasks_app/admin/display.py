@@ -17,9 +17,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from tasks_app.models import Job, RunStatus, ScheduleType
-from tasks_app.monitoring.charts import duration  # noqa: F401  (the admin pages show durations too)
 from tasks_app.handlers.registry import registry
+from tasks_app.models import Job, RunStatus, ScheduleType
+from tasks_app.monitoring.charts import duration
 
 EMPTY = "—"
 LIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
@@ -33,11 +33,16 @@ def status_badge(status: str):
 def progress_bar(run):
     """A ``<progress>`` with the handler's message (or the percentage); indeterminate without a value."""
     if run.progress is None:
-        return format_html('<progress max="1" class="taskhub-progress"></progress> <span>{}</span>',
-                           run.progress_message)
+        return format_html(
+            '<progress max="1" class="taskhub-progress"></progress> <span>{}</span>', run.progress_message
+        )
     percent = f"{run.progress:.0%}"
-    return format_html('<progress max="1" value="{}" class="taskhub-progress">{}</progress> <span>{}</span>',
-                       run.progress, percent, run.progress_message or percent)
+    return format_html(
+        '<progress max="1" value="{}" class="taskhub-progress">{}</progress> <span>{}</span>',
+        run.progress,
+        percent,
+        run.progress_message or percent,
+    )
 
 
 def local_time(moment: dt.datetime, zone_name: str, with_utc: bool = False) -> str:
@@ -83,8 +88,12 @@ def next_fire(job: Job) -> dt.datetime | None:
 
 def broken_badge(reason: str):
     """A job the engines skip, with the reason on hover and in words."""
-    return format_html('<span class="taskhub-badge taskhub-failed" title="{}">broken</span> '
-                       '<span class="taskhub-broken-reason">{}</span>', reason, reason)
+    return format_html(
+        '<span class="taskhub-badge taskhub-failed" title="{}">broken</span> '
+        '<span class="taskhub-broken-reason">{}</span>',
+        reason,
+        reason,
+    )
 
 
 def fire_preview(job: Job, count: int = 5):
@@ -117,12 +126,18 @@ def run_link(run_id, text):
 
 def recent_run_row(run, job) -> dict:
     """One row of the job page's table of recent runs."""
-    return {"link": run_link(run.pk, f"#{run.pk}"), "status": status_badge(run.status),
-            "trigger": run.get_trigger_display(), "engine": run.get_engine_display(),
-            "scheduled_for": local_time(run.scheduled_for, job.timezone), "duration": duration(run.duration_seconds),
-            "attempt": run.attempt, "worker": run.worker,
-            "progress": progress_bar(run) if run.status == RunStatus.RUNNING else "",
-            "outcome": last_line(run.error) or run.reason}
+    return {
+        "link": run_link(run.pk, f"#{run.pk}"),
+        "status": status_badge(run.status),
+        "trigger": run.get_trigger_display(),
+        "engine": run.get_engine_display(),
+        "scheduled_for": local_time(run.scheduled_for, job.timezone),
+        "duration": duration(run.duration_seconds),
+        "attempt": run.attempt,
+        "worker": run.worker,
+        "progress": progress_bar(run) if run.status == RunStatus.RUNNING else "",
+        "outcome": last_line(run.error) or run.reason,
+    }
 
 
 def live_progress(run):
@@ -145,9 +160,16 @@ def attempts_table(attempts: list[dict]):
     """The earlier attempts of a run's slot, as stored in ``JobRun.attempts``."""
     if not attempts:
         return EMPTY
-    rows = [{**attempt, "duration": duration(attempt.get("duration_seconds")),
-             "started": iso_time(attempt.get("started_at")), "finished": iso_time(attempt.get("finished_at")),
-             "summary": last_line(attempt.get("error"))} for attempt in attempts]
+    rows = [
+        {
+            **attempt,
+            "duration": duration(attempt.get("duration_seconds")),
+            "started": iso_time(attempt.get("started_at")),
+            "finished": iso_time(attempt.get("finished_at")),
+            "summary": last_line(attempt.get("error")),
+        }
+        for attempt in attempts
+    ]
     return render_to_string("admin/tasks_app/jobrun/attempts.html", {"attempts": rows})
 
 
@@ -156,6 +178,7 @@ def run_time(field: str, description: str, with_utc: bool = False):
 
     With ``with_utc`` (the run page) the UTC time follows; without it (the run list) it is a ``list_time``.
     """
+
     @admin.display(description=description, ordering=field)
     def show(model_admin, run):
         moment = getattr(run, field)

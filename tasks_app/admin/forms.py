@@ -12,8 +12,8 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html, format_html_join
 
 from tasks_app import conf
-from tasks_app.models import Job
 from tasks_app.handlers.registry import registry
+from tasks_app.models import Job
 
 
 @functools.cache
@@ -38,8 +38,9 @@ class DatalistInput(forms.TextInput):
 def handler_choices(current: str = "") -> list[tuple[str, str]]:
     """Every registered handler, labelled "name — description"; a stored name no longer registered stays visible."""
     choices = [("", "---------")]
-    choices += [(spec.name, f"{spec.name} — {spec.description}" if spec.description else spec.name)
-                for spec in registry.specs()]
+    choices += [
+        (spec.name, f"{spec.name} — {spec.description}" if spec.description else spec.name) for spec in registry.specs()
+    ]
     if current and current not in dict(choices):
         label = f"alias of {registry.get(current).name}" if current in registry else "not registered"
         choices.append((current, f"{current} — {label}"))
@@ -48,14 +49,19 @@ def handler_choices(current: str = "") -> list[tuple[str, str]]:
 
 def handler_help(selected: str = "") -> str:
     """A table of each handler's parameters (types, defaults) and an example kwargs object."""
-    handlers = [{
-        "name": spec.name,
-        "description": spec.description,
-        "params": [{"name": p.name, "type": p.annotation_text, "required": p.required,
-                    "default": json.dumps(p.default)} for p in spec.parameters()],
-        "example": json.dumps(spec.example_kwargs()),
-        "selected": selected in (spec.name, *spec.aliases),
-    } for spec in registry.specs()]
+    handlers = [
+        {
+            "name": spec.name,
+            "description": spec.description,
+            "params": [
+                {"name": p.name, "type": p.annotation_text, "required": p.required, "default": json.dumps(p.default)}
+                for p in spec.parameters()
+            ],
+            "example": json.dumps(spec.example_kwargs()),
+            "selected": selected in (spec.name, *spec.aliases),
+        }
+        for spec in registry.specs()
+    ]
     return render_to_string("admin/tasks_app/job/handler_help.html", {"handlers": handlers})
 
 
@@ -67,7 +73,9 @@ class KwargsField(forms.JSONField):
             return super().to_python(value)
         except RecursionError:
             max_depth, _ = conf.kwargs_limits()
-            raise ValidationError(f"kwargs are nested too deeply (at most {max_depth} levels).", code="invalid") from None
+            raise ValidationError(
+                f"kwargs are nested too deeply (at most {max_depth} levels).", code="invalid"
+            ) from None
         except ValueError as exc:  # not a JSONDecodeError: a number too long to read, say
             raise ValidationError(f"Enter a valid JSON: {str(exc).split(';')[0]}.", code="invalid") from None
 
@@ -84,10 +92,12 @@ class JobForm(forms.ModelForm):
         fields = "__all__"
         field_classes = {"run_at": forms.SplitDateTimeField, "kwargs": KwargsField}
         widgets = {
-            "kwargs": forms.Textarea(attrs={"rows": 4, "cols": 60, "class": "vLargeTextField taskhub-json",
-                                            "spellcheck": "false"}),
-            "timezone": DatalistInput(timezone_names, attrs={"class": "vTextField", "autocomplete": "off",
-                                                             "placeholder": "Europe/Amsterdam"}),
+            "kwargs": forms.Textarea(
+                attrs={"rows": 4, "cols": 60, "class": "vLargeTextField taskhub-json", "spellcheck": "false"}
+            ),
+            "timezone": DatalistInput(
+                timezone_names, attrs={"class": "vTextField", "autocomplete": "off", "placeholder": "Europe/Amsterdam"}
+            ),
             "run_at": admin_widgets.AdminSplitDateTime,
         }
 

@@ -16,15 +16,35 @@ from django.contrib import admin
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from tasks_app.admin import actions, dashboard as admin_dashboard, engines as admin_engines, views as admin_views
-from tasks_app.admin.display import (EMPTY, LIVE, HandlerFilter, LastStatusFilter, attempts_table, broken_badge,
-                                     duration, error_block, fire_preview, handler_label, job_link, json_block,
-                                     list_time, live_progress, next_fire, progress_bar, recent_run_row, run_link,
-                                     run_time, status_badge)
-from tasks_app.scheduling.describe import describe_schedule
+from tasks_app.admin import actions
+from tasks_app.admin import dashboard as admin_dashboard
+from tasks_app.admin import engines as admin_engines
+from tasks_app.admin import views as admin_views
+from tasks_app.admin.display import (
+    EMPTY,
+    LIVE,
+    HandlerFilter,
+    LastStatusFilter,
+    attempts_table,
+    broken_badge,
+    duration,
+    error_block,
+    fire_preview,
+    handler_label,
+    job_link,
+    json_block,
+    list_time,
+    live_progress,
+    next_fire,
+    progress_bar,
+    recent_run_row,
+    run_link,
+    run_time,
+    status_badge,
+)
 from tasks_app.admin.forms import JobForm
 from tasks_app.models import Job, JobRun, RunStatus
-
+from tasks_app.scheduling.describe import describe_schedule
 
 # -- jobs ------------------------------------------------------------------------------------
 SAVED_ONLY = {"schedule_in_words", "next_fire_preview", "created_at", "updated_at", "declared_in_code"}
@@ -38,16 +58,49 @@ class JobAdmin(admin.ModelAdmin):
     list_display = ("name", "handler_name", "engine", "schedule", "next_run", "last_status", "enabled")
     list_filter = ("engine", "enabled", HandlerFilter, LastStatusFilter, "schedule_type")
     search_fields = ("name", "description", "handler")
-    actions = [actions.enable, actions.pause, actions.run_now, actions.duplicate,
-               actions.switch_to_celery, actions.switch_to_apscheduler]
+    actions = [
+        actions.enable,
+        actions.pause,
+        actions.run_now,
+        actions.duplicate,
+        actions.switch_to_celery,
+        actions.switch_to_apscheduler,
+    ]
     readonly_fields = sorted(SAVED_ONLY)
     fieldsets = [
         ("What", {"fields": ["name", "description", "handler", "kwargs"]}),
-        ("When", {"fields": ["schedule_type", "cron_expression", "interval_seconds", "run_at", "timezone",
-                             "enabled", "schedule_in_words", "next_fire_preview"]}),
-        ("How", {"fields": ["engine", "queue", "priority", "timeout_seconds", "max_retries",
-                            "retry_backoff_seconds", "jitter_seconds", "misfire_grace_seconds", "coalesce",
-                            "max_running"]}),
+        (
+            "When",
+            {
+                "fields": [
+                    "schedule_type",
+                    "cron_expression",
+                    "interval_seconds",
+                    "run_at",
+                    "timezone",
+                    "enabled",
+                    "schedule_in_words",
+                    "next_fire_preview",
+                ]
+            },
+        ),
+        (
+            "How",
+            {
+                "fields": [
+                    "engine",
+                    "queue",
+                    "priority",
+                    "timeout_seconds",
+                    "max_retries",
+                    "retry_backoff_seconds",
+                    "jitter_seconds",
+                    "misfire_grace_seconds",
+                    "coalesce",
+                    "max_running",
+                ]
+            },
+        ),
         ("Record", {"fields": ["created_at", "updated_at", "declared_in_code"], "classes": ["collapse"]}),
     ]
 
@@ -57,8 +110,10 @@ class JobAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         if obj is not None:
             return self.fieldsets
-        trimmed = [(title, {**opts, "fields": [f for f in opts["fields"] if f not in SAVED_ONLY]})
-                   for title, opts in self.fieldsets]
+        trimmed = [
+            (title, {**opts, "fields": [f for f in opts["fields"] if f not in SAVED_ONLY]})
+            for title, opts in self.fieldsets
+        ]
         return [(title, opts) for title, opts in trimmed if opts["fields"]]
 
     def has_run_job_permission(self, request):
@@ -72,8 +127,13 @@ class JobAdmin(admin.ModelAdmin):
             wrapped = self.admin_site.admin_view(partial(func, model_admin=self))
             return path(f"<path:object_id>/{name}/", wrapped, name=f"tasks_app_job_{name}")
 
-        return [view(admin_views.run_now, "run"), view(admin_views.pause, "pause"),
-                view(admin_views.resume, "resume"), view(admin_views.recent_runs, "runs"), *super().get_urls()]
+        return [
+            view(admin_views.run_now, "run"),
+            view(admin_views.pause, "pause"),
+            view(admin_views.resume, "resume"),
+            view(admin_views.recent_runs, "runs"),
+            *super().get_urls(),
+        ]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
@@ -82,6 +142,7 @@ class JobAdmin(admin.ModelAdmin):
 
     def _page_extras(self, request, job) -> dict:
         """The buttons this user may press, and the job's last 10 runs."""
+
         def url(view):
             return reverse(f"admin:tasks_app_job_{view}", args=[job.pk])
 
@@ -98,10 +159,12 @@ class JobAdmin(admin.ModelAdmin):
         if not self.has_view_runs_permission(request):
             return {}
         runs = list(job.runs.order_by("-created_at")[:10])
-        return {"recent_runs": [recent_run_row(run, job) for run in runs],
-                "history_chart": admin_dashboard.job_history_chart(job),
-                "runs_url": reverse("admin:tasks_app_job_runs", args=[job.pk]),
-                "runs_live": any(run.status in LIVE for run in runs)}
+        return {
+            "recent_runs": [recent_run_row(run, job) for run in runs],
+            "history_chart": admin_dashboard.job_history_chart(job),
+            "runs_url": reverse("admin:tasks_app_job_runs", args=[job.pk]),
+            "runs_live": any(run.status in LIVE for run in runs),
+        }
 
     def get_deleted_objects(self, objs, request):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
@@ -129,8 +192,11 @@ class JobAdmin(admin.ModelAdmin):
     def last_status(self, job):
         if not job.last_run_status:
             return EMPTY
-        return format_html("{}<br>{}", run_link(job.last_run_id, status_badge(job.last_run_status)),
-                           list_time(job.last_run_at, job.timezone))
+        return format_html(
+            "{}<br>{}",
+            run_link(job.last_run_id, status_badge(job.last_run_status)),
+            list_time(job.last_run_at, job.timezone),
+        )
 
     @admin.display(description="Schedule in words")
     def schedule_in_words(self, job):
@@ -146,8 +212,19 @@ class JobAdmin(admin.ModelAdmin):
 class JobRunAdmin(admin.ModelAdmin):
     """Run history, read-only: runs are written by the runner and removed by retention."""
 
-    list_display = ("run_id", "job_link", "status_column", "trigger", "engine", "scheduled", "started",
-                    "run_duration", "attempt", "worker", "running_progress")
+    list_display = (
+        "run_id",
+        "job_link",
+        "status_column",
+        "trigger",
+        "engine",
+        "scheduled",
+        "started",
+        "run_duration",
+        "attempt",
+        "worker",
+        "running_progress",
+    )
     list_display_links = ("run_id",)
     empty_value_display = EMPTY
     list_filter = ("status", "engine", "trigger", ("job", admin.RelatedOnlyFieldListFilter))
@@ -157,17 +234,53 @@ class JobRunAdmin(admin.ModelAdmin):
     search_fields = ("job__name", "error")
     actions = [actions.cancel, actions.retry]
     fieldsets = [
-        (None, {"fields": ["job_link", "live_status", "live_progress", "trigger", "engine", "scheduled_in_zone",
-                           "reason"]}),
-        ("Timing", {"fields": ["created", "started_in_zone", "finished", "run_duration", "heartbeat",
-                               "next_attempt"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "job_link",
+                    "live_status",
+                    "live_progress",
+                    "trigger",
+                    "engine",
+                    "scheduled_in_zone",
+                    "reason",
+                ]
+            },
+        ),
+        ("Timing", {"fields": ["created", "started_in_zone", "finished", "run_duration", "heartbeat", "next_attempt"]}),
         ("Input and outcome", {"fields": ["kwargs_json", "result_json", "error_text"]}),
-        ("Attempts", {"fields": ["attempt", "worker", "earlier_attempts", "duplicate_claims", "cancel_requested",
-                                 "celery_task_id"]}),
+        (
+            "Attempts",
+            {
+                "fields": [
+                    "attempt",
+                    "worker",
+                    "earlier_attempts",
+                    "duplicate_claims",
+                    "cancel_requested",
+                    "celery_task_id",
+                ]
+            },
+        ),
     ]
-    readonly_fields = ("run_id", "job_link", "live_status", "live_progress", "run_duration", "kwargs_json",
-                       "result_json", "error_text", "earlier_attempts", "scheduled_in_zone", "created",
-                       "started_in_zone", "finished", "heartbeat", "next_attempt")
+    readonly_fields = (
+        "run_id",
+        "job_link",
+        "live_status",
+        "live_progress",
+        "run_duration",
+        "kwargs_json",
+        "result_json",
+        "error_text",
+        "earlier_attempts",
+        "scheduled_in_zone",
+        "created",
+        "started_in_zone",
+        "finished",
+        "heartbeat",
+        "next_attempt",
+    )
 
     scheduled, started = run_time("scheduled_for", "Scheduled for"), run_time("started_at", "Started at")
     scheduled_in_zone = run_time("scheduled_for", "Scheduled for", with_utc=True)
@@ -239,7 +352,6 @@ class JobRunAdmin(admin.ModelAdmin):
     @admin.display(description="Earlier attempts")
     def earlier_attempts(self, run):
         return attempts_table(run.attempts)
-
 
 
 admin_dashboard.install(admin.site)  # the operator's dashboard on the admin index

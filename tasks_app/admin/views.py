@@ -71,8 +71,14 @@ def run_progress(request, object_id, model_admin):
     run = _object(model_admin, request, object_id)
     if not model_admin.has_view_permission(request, run):
         raise PermissionDenied
-    return JsonResponse({"status": run.status, "status_label": run.get_status_display(),
-                         "progress": run.progress, "progress_message": run.progress_message})
+    return JsonResponse(
+        {
+            "status": run.status,
+            "status_label": run.get_status_display(),
+            "progress": run.progress,
+            "progress_message": run.progress_message,
+        }
+    )
 
 
 @require_GET

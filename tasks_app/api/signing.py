@@ -26,6 +26,7 @@ import re
 import secrets
 import time
 from urllib.parse import quote
+
 from tasks_app.exceptions import SignatureError
 
 KEY_HEADER = "X-Taskhub-Key"
@@ -59,13 +60,24 @@ def signature(secret: str, timestamp: str, method: str, path: str, body: bytes, 
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-def sign(key_id: str, secret: str, method: str, path: str, body: bytes = b"",
-         timestamp: int | None = None, nonce: str | None = None) -> dict[str, str]:
+def sign(
+    key_id: str,
+    secret: str,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    timestamp: int | None = None,
+    nonce: str | None = None,
+) -> dict[str, str]:
     """The four headers for one request (a fresh nonce and the current time unless given)."""
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     nonce = nonce or secrets.token_hex(16)
-    return {KEY_HEADER: key_id, TIMESTAMP_HEADER: stamp, NONCE_HEADER: nonce,
-            SIGNATURE_HEADER: signature(secret, stamp, method, path, body, nonce)}
+    return {
+        KEY_HEADER: key_id,
+        TIMESTAMP_HEADER: stamp,
+        NONCE_HEADER: nonce,
+        SIGNATURE_HEADER: signature(secret, stamp, method, path, body, nonce),
+    }
 
 
 def request_target(environ: dict, path: str) -> str:
@@ -110,8 +122,9 @@ def check_form(headers: dict[str, str]) -> None:
 def check_fresh(timestamp: str, now: float | None = None) -> None:
     now = time.time() if now is None else now
     if abs(now - int(timestamp)) > WINDOW_SECONDS:
-        raise SignatureError(f"{TIMESTAMP_HEADER} is more than {WINDOW_SECONDS // 60} minutes from the server's "
-                             f"clock ({int(now)})")
+        raise SignatureError(
+            f"{TIMESTAMP_HEADER} is more than {WINDOW_SECONDS // 60} minutes from the server's clock ({int(now)})"
+        )
 
 
 def check_signature(secret: str, headers: dict[str, str], method: str, path: str, body: bytes) -> None:

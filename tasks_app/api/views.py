@@ -17,14 +17,14 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from tasks_app.engines import request_run
 from tasks_app import conf
-from tasks_app.runner import run_requests
 from tasks_app.api import signing
-from tasks_app.models.api_clients import ApiClient, ApiNonce, SecretUnreadable
+from tasks_app.engines import request_run
 from tasks_app.engines.base import EngineUnavailable
-from tasks_app.models import Job, JobRun, Trigger
 from tasks_app.handlers.registry import KwargsError, UnknownHandler
+from tasks_app.models import Job, JobRun, Trigger
+from tasks_app.models.api_clients import ApiClient, ApiNonce, SecretUnreadable
+from tasks_app.runner import run_requests
 
 log = logging.getLogger("tasks_app.api")
 
@@ -43,6 +43,7 @@ class ApiError(Exception):
 
 def signed(method: str):
     """The view answers ``method`` only, to a signed request; it is called as ``view(request, client, ...)``."""
+
     def decorate(view):
         @csrf_exempt
         @never_cache
@@ -55,10 +56,19 @@ def signed(method: str):
                     return response
                 return view(request, authenticate(request), *args, **kwargs)
             except ApiError as exc:
-                log.info("api request refused", extra={"status": exc.status, "error": str(exc), "path": request.path,
-                                                        "key": request.headers.get(signing.KEY_HEADER, "")})
+                log.info(
+                    "api request refused",
+                    extra={
+                        "status": exc.status,
+                        "error": str(exc),
+                        "path": request.path,
+                        "key": request.headers.get(signing.KEY_HEADER, ""),
+                    },
+                )
                 return exc.response()
+
         return wrapper
+
     return decorate
 
 
@@ -105,8 +115,12 @@ def trigger(request, client: ApiClient, name: str):
         raise ApiError(409, str(exc)) from None
     except EngineUnavailable as exc:  # the run stays queued; its engine starts it when it is back
         run, warning = exc.run, str(exc)
-    answer = {"run": run.pk, "status": run.status, "job": job.name,
-              "status_url": reverse("tasks_app_api:run", args=[run.pk])}
+    answer = {
+        "run": run.pk,
+        "status": run.status,
+        "job": job.name,
+        "status_url": reverse("tasks_app_api:run", args=[run.pk]),
+    }
     if warning:
         answer["warning"] = warning
     log.info("api run requested", extra={"job": job.name, "run": run.pk, "client": client.name})
@@ -115,15 +129,25 @@ def trigger(request, client: ApiClient, name: str):
 
 @signed("GET")
 def run_status(request, client: ApiClient, run_id: int):
-    run = _found(JobRun.objects.select_related("job").filter(pk=run_id, job__in=client.jobs()).first(),
-                 f"no run {run_id}")
-    return JsonResponse({
-        "run": run.pk, "job": run.job.name, "status": run.status, "trigger": run.trigger, "attempt": run.attempt,
-        "scheduled_for": _time(run.scheduled_for), "started_at": _time(run.started_at),
-        "finished_at": _time(run.finished_at),
-        "duration_seconds": run.duration_seconds, "result": run.result,
-        "error": (run.error.strip().splitlines() or [None])[-1], "progress": run.progress,
-    })
+    run = _found(
+        JobRun.objects.select_related("job").filter(pk=run_id, job__in=client.jobs()).first(), f"no run {run_id}"
+    )
+    return JsonResponse(
+        {
+            "run": run.pk,
+            "job": run.job.name,
+            "status": run.status,
+            "trigger": run.trigger,
+            "attempt": run.attempt,
+            "scheduled_for": _time(run.scheduled_for),
+            "started_at": _time(run.started_at),
+            "finished_at": _time(run.finished_at),
+            "duration_seconds": run.duration_seconds,
+            "result": run.result,
+            "error": (run.error.strip().splitlines() or [None])[-1],
+            "progress": run.progress,
+        }
+    )
 
 
 def _time(moment):
@@ -157,7 +181,7 @@ def _requested_kwargs(body: bytes) -> dict | None:
         raise ApiError(400, 'the body must be a JSON object: {"kwargs": {...}}')
     unknown = sorted(set(payload) - {"kwargs"})
     if unknown:
-        raise ApiError(400, f"unknown field {', '.join(map(repr, unknown))}: the body takes only \"kwargs\"")
+        raise ApiError(400, f'unknown field {", ".join(map(repr, unknown))}: the body takes only "kwargs"')
     kwargs = payload.get("kwargs")
     if "kwargs" in payload and not isinstance(kwargs, dict):
         raise ApiError(400, "kwargs must be a JSON object")

@@ -13,7 +13,6 @@ What it is not: an engine never calls a handler and never writes a run's outcome
 fires and runs to the runner.
 """
 
-
 import logging
 from functools import cache
 

@@ -69,8 +69,10 @@ class BaseEngine(ABC):
             try:
                 self.deliver(run)
             except EngineUnavailable as exc:  # it stays queued: the scheduler hands it over later
-                log.warning("retry not delivered; it stays queued",
-                            extra={"run": run.pk, "engine": self.name, "error": str(exc)})
+                log.warning(
+                    "retry not delivered; it stays queued",
+                    extra={"run": run.pk, "engine": self.name, "error": str(exc)},
+                )
         return run
 
     def is_alive(self) -> bool:

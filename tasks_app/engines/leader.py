@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psycopg
 from django.db import connections
+
 from tasks_app import conf
 
 log = logging.getLogger("tasks_app.engines.leader")
@@ -87,8 +88,15 @@ class LeaderLock:
             params = connections[self.using].get_connection_params()
             for key in ("cursor_factory", "context", "prepare_threshold", "server_side_binding"):
                 params.pop(key, None)
-            self._conn = psycopg.connect(**params, autocommit=True, application_name=f"taskhub-leader-{self.name}",
-                                         keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3)
+            self._conn = psycopg.connect(
+                **params,
+                autocommit=True,
+                application_name=f"taskhub-leader-{self.name}",
+                keepalives=1,
+                keepalives_idle=5,
+                keepalives_interval=2,
+                keepalives_count=3,
+            )
         got = self._conn.execute("SELECT pg_try_advisory_lock(%s)", [lock_key(self.name)]).fetchone()[0]
         return bool(got)
 

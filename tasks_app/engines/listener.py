@@ -17,9 +17,8 @@ import psycopg
 from django.db import connections
 from django.utils import timezone
 
+from tasks_app.models import Job, changes
 from tasks_app.models.changes import CHANNEL as JOBS_CHANNEL
-from tasks_app.models import Job
-from tasks_app.models import changes
 
 log = logging.getLogger("tasks_app.listener")
 RUNS_CHANNEL = "taskhub_runs"
@@ -51,8 +50,15 @@ class ChangeListener:
         params = connections[using].get_connection_params()
         for key in ("cursor_factory", "context", "prepare_threshold", "server_side_binding"):
             params.pop(key, None)
-        conn = psycopg.connect(**params, autocommit=True, application_name="taskhub-listener",
-                               keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3)
+        conn = psycopg.connect(
+            **params,
+            autocommit=True,
+            application_name="taskhub-listener",
+            keepalives=1,
+            keepalives_idle=5,
+            keepalives_interval=2,
+            keepalives_count=3,
+        )
         conn.execute(f"LISTEN {JOBS_CHANNEL}")
         conn.execute(f"LISTEN {RUNS_CHANNEL}")
         return conn

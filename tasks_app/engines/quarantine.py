@@ -47,8 +47,11 @@ class Quarantine:
     def hold(self, job, reason: str, exc_info: bool = False) -> None:
         if self.reasons.get(job.pk) != reason:
             self.reasons[job.pk] = reason
-            log.error("job cannot be scheduled; skipped until it is fixed", exc_info=exc_info,
-                      extra={"job": job.name, "job_id": job.pk, "engine": self.engine, "reason": reason})
+            log.error(
+                "job cannot be scheduled; skipped until it is fixed",
+                exc_info=exc_info,
+                extra={"job": job.name, "job_id": job.pk, "engine": self.engine, "reason": reason},
+            )
 
     def release(self, job_id: int) -> None:
         if self.reasons.pop(job_id, None) is not None:

@@ -34,20 +34,32 @@ class Redelivery:
         """Up to ``limit`` queued runs of this engine to deliver again now (with their jobs)."""
         now = now or timezone.now()
         grace = dt.timedelta(seconds=conf.get("REDELIVER_AFTER_SECONDS"))
-        runs = (JobRun.objects.filter(engine=self.engine, status=RunStatus.QUEUED)
-                .annotate(due_at=Coalesce("next_attempt_at", "scheduled_for")).filter(due_at__lt=now - grace)
-                .select_related("job").order_by("due_at"))[:SCAN_LIMIT]
+        runs = (
+            JobRun.objects.filter(engine=self.engine, status=RunStatus.QUEUED)
+            .annotate(due_at=Coalesce("next_attempt_at", "scheduled_for"))
+            .filter(due_at__lt=now - grace)
+            .select_related("job")
+            .order_by("due_at")
+        )[:SCAN_LIMIT]
         handed, picked = {}, []
         for run in runs:
             key = (run.pk, run.attempt)
             times, last = handed[key] = self.handed.get(key, (0, None))
-            if len(picked) >= limit or (last is not None and now - last < grace * 2 ** times):
+            if len(picked) >= limit or (last is not None and now - last < grace * 2**times):
                 continue
             handed[key] = (times + 1, now)
             picked.append(run)
-            log.warning("re-delivering a queued run whose delivery was lost",
-                        extra={"run": run.pk, "job": run.job.name, "engine": self.engine, "attempt": run.attempt,
-                               "due_at": run.due_at.isoformat(), "times": times + 1})
+            log.warning(
+                "re-delivering a queued run whose delivery was lost",
+                extra={
+                    "run": run.pk,
+                    "job": run.job.name,
+                    "engine": self.engine,
+                    "attempt": run.attempt,
+                    "due_at": run.due_at.isoformat(),
+                    "times": times + 1,
+                },
+            )
         self.handed = handed  # runs no longer queued (or overdue) are forgotten
         return picked
 

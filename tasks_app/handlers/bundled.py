@@ -23,14 +23,18 @@ async def number_sum(x: int, y: int) -> int:
 @handler(timeout=600)
 async def cleanup_runs(older_than_days: int = 30, batch_size: int = 1000, context: RunContext | None = None) -> dict:
     """Delete run history finished more than `older_than_days` ago, in batches."""
-    from tasks_app.models.retention import delete_runs_older_than  # at run time: importing handlers stays free of Django
+    from tasks_app.models.retention import (
+        delete_runs_older_than,
+    )  # at run time: importing handlers stays free of Django
 
     deleted = await anyio.to_thread.run_sync(delete_runs_older_than, older_than_days, batch_size)
     return {"deleted": deleted}
 
 
 @handler(timeout=60, retries=2, retry_backoff=5)
-async def http_check(url: str, expect_status: int = 200, timeout_seconds: float = 10.0, context: RunContext | None = None) -> dict:
+async def http_check(
+    url: str, expect_status: int = 200, timeout_seconds: float = 10.0, context: RunContext | None = None
+) -> dict:
     """GET a URL and fail unless it answers with the expected status in time."""
     started = anyio.current_time()
     async with httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=True) as client:
@@ -60,5 +64,9 @@ async def fail(message: str = "this handler always fails") -> None:
 @handler
 async def echo(payload: dict | None = None, when: dt.datetime | None = None, context: RunContext | None = None) -> dict:
     """Return what it was given, with the run's context (useful to try the API and kwargs)."""
-    return {"payload": payload, "when": when.isoformat() if when else None,
-            "job": context.job_name if context else None, "attempt": context.attempt if context else None}
+    return {
+        "payload": payload,
+        "when": when.isoformat() if when else None,
+        "job": context.job_name if context else None,
+        "attempt": context.attempt if context else None,
+    }

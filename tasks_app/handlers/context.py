@@ -12,7 +12,9 @@ class RunContext:
     scheduled_for: dt.datetime
     attempt: int
     engine: str
-    logger: logging.Logger | logging.LoggerAdapter = field(default_factory=lambda: logging.getLogger("tasks_app.handler"))
+    logger: logging.Logger | logging.LoggerAdapter = field(
+        default_factory=lambda: logging.getLogger("tasks_app.handler")
+    )
     progress: float | None = None
     progress_message: str = ""
 

@@ -12,6 +12,7 @@ into a ``KwargsError``.
 
 import json
 import re
+
 from tasks_app.exceptions import Unstorable
 
 
@@ -29,8 +30,8 @@ def check_json(kwargs: dict, *, max_depth: int, max_bytes: int) -> str:
     stops early, so a value nested 100,000 deep or a huge one costs no recursion and little time.
     """
     too_large = f"kwargs are too large (at most {max_bytes} bytes of JSON)"
-    errors = {"__all__": f"a parameter name may not contain {bad}"
-              for bad in filter(None, map(unstorable_text, filter(_is_str, kwargs)))}
+    bad_names = list(filter(None, map(unstorable_text, filter(_is_str, kwargs))))
+    errors = {"__all__": f"a parameter name may not contain {bad_names[-1]}"} if bad_names else {}
     stack = [(value, 2, name) for name, value in kwargs.items()]
     size = 0  # a lower bound of the JSON's length, to stop early on a huge value
     while stack and not errors:

@@ -26,8 +26,8 @@ from typing import Annotated, Any, Literal, Protocol, Union, get_args, get_origi
 import pydantic
 from pydantic import AwareDatetime, ConfigDict, Field, ValidationError
 
-from tasks_app.handlers import json_limits
 from tasks_app.exceptions import KwargsError
+from tasks_app.handlers import json_limits
 
 _NONE = type(None)
 
@@ -41,8 +41,9 @@ class ParamLike(Protocol):
     default: Any
 
 
-def build_model(name: str, params: Sequence[ParamLike], accepts_extra: bool,
-                error: type[Exception]) -> type[pydantic.BaseModel]:
+def build_model(
+    name: str, params: Sequence[ParamLike], accepts_extra: bool, error: type[Exception]
+) -> type[pydantic.BaseModel]:
     """The strict model of a handler's kwargs; ``error`` is raised for an annotation pydantic rejects."""
     # Field names are positional so that any parameter name ("model_config", "json") is safe.
     fields = {
@@ -67,7 +68,7 @@ def _aware(tp):
     if new == args:
         return tp
     if _is_union(origin):
-        return Union[new]
+        return Union[new]  # noqa: UP007  (a union built at run time from a tuple of types)
     return Annotated[new] if origin is Annotated else origin[new]
 
 
@@ -83,20 +84,24 @@ def json_text(kwargs: dict) -> str:
 # --- messages --------------------------------------------------------------------------------
 
 # pydantic error types -> our words; a rare type falls back to pydantic's own message.
-_MESSAGES = {error_type: message for message, error_types in {
-    "missing": "missing",
-    "unknown parameter": "extra_forbidden",
-    "must be an integer": "int_type int_parsing int_from_float",
-    "must be a number": "float_type float_parsing",
-    "must be a string": "string_type",
-    "must be true or false": "bool_type bool_parsing",
-    "must be a list": "list_type tuple_type set_type frozen_set_type",
-    "must be an object": "dict_type model_type model_attributes_type",
-    "must be an ISO 8601 datetime string": "datetime_type datetime_parsing datetime_from_date_parsing",
-    "must be a datetime with a time zone": "timezone_aware",
-    "must be a date (YYYY-MM-DD)": "date_type date_parsing date_from_datetime_inexact",
-    "must be null": "none_required",
-}.items() for error_type in error_types.split()}
+_MESSAGES = {
+    error_type: message
+    for message, error_types in {
+        "missing": "missing",
+        "unknown parameter": "extra_forbidden",
+        "must be an integer": "int_type int_parsing int_from_float",
+        "must be a number": "float_type float_parsing",
+        "must be a string": "string_type",
+        "must be true or false": "bool_type bool_parsing",
+        "must be a list": "list_type tuple_type set_type frozen_set_type",
+        "must be an object": "dict_type model_type model_attributes_type",
+        "must be an ISO 8601 datetime string": "datetime_type datetime_parsing datetime_from_date_parsing",
+        "must be a datetime with a time zone": "timezone_aware",
+        "must be a date (YYYY-MM-DD)": "date_type date_parsing date_from_datetime_inexact",
+        "must be null": "none_required",
+    }.items()
+    for error_type in error_types.split()
+}
 
 
 def translate_errors(exc: ValidationError, annotations: dict[str, Any]) -> dict[str, str]:
@@ -143,8 +148,15 @@ def _message(error: dict) -> str:
 
 # --- examples and type text ------------------------------------------------------------------
 
-_SAMPLES = {bool: True, int: 1, float: 1.5, str: "text", datetime: "2030-01-01T00:00:00+00:00",
-            AwareDatetime: "2030-01-01T00:00:00+00:00", date: "2030-01-01"}
+_SAMPLES = {
+    bool: True,
+    int: 1,
+    float: 1.5,
+    str: "text",
+    datetime: "2030-01-01T00:00:00+00:00",
+    AwareDatetime: "2030-01-01T00:00:00+00:00",
+    date: "2030-01-01",
+}
 
 
 def example_value(param: ParamLike):
@@ -196,7 +208,7 @@ def _strip_optional(tp):
         return _strip_optional(get_args(tp)[0])
     if _is_union(get_origin(tp)):
         rest = [a for a in get_args(tp) if a is not _NONE]
-        return rest[0] if len(rest) == 1 else Union[tuple(rest)]
+        return rest[0] if len(rest) == 1 else Union[tuple(rest)]  # noqa: UP007  (built at run time)
     return tp
 
 

@@ -29,12 +29,22 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 
+from tasks_app.exceptions import HandlerError, UnknownHandler
 from tasks_app.handlers.kwargs_schema import KwargsError
 from tasks_app.handlers.specs import CONTEXT, BaseHandler, HandlerSpec, Param, make_spec
-from tasks_app.exceptions import HandlerError, UnknownHandler
 
-__all__ = ["CONTEXT", "BaseHandler", "HandlerError", "HandlerSpec", "KwargsError", "Param", "Registry",
-           "UnknownHandler", "handler", "registry"]
+__all__ = [
+    "CONTEXT",
+    "BaseHandler",
+    "HandlerError",
+    "HandlerSpec",
+    "KwargsError",
+    "Param",
+    "Registry",
+    "UnknownHandler",
+    "handler",
+    "registry",
+]
 
 # Handler modules that moved, by their old names: a deployment's TASKHUB_HANDLER_MODULES keeps working.
 MOVED_MODULES = {"tasks_app.handlers": "tasks_app.handlers.bundled"}
@@ -46,13 +56,20 @@ class Registry:
         self._aliases: dict[str, str] = {}
         self.handler = self.handler  # one bound decorator per registry: `handler is registry.handler`
 
-    def handler(self, func=None, /, *, name=None, timeout=None, retries=0, retry_backoff=1.0,
-                description=None, aliases=()):
+    def handler(
+        self, func=None, /, *, name=None, timeout=None, retries=0, retry_backoff=1.0, description=None, aliases=()
+    ):
         """Register an async function or BaseHandler subclass; bare or with options."""
         if isinstance(func, str):
             raise HandlerError(f"use @handler(name={func!r}), not @handler({func!r})")
-        options = dict(name=name, timeout=timeout, retries=retries, retry_backoff=retry_backoff,
-                       description=description, aliases=aliases)
+        options = dict(
+            name=name,
+            timeout=timeout,
+            retries=retries,
+            retry_backoff=retry_backoff,
+            description=description,
+            aliases=aliases,
+        )
 
         def register(target):
             self._add(make_spec(target, options))
@@ -103,8 +120,10 @@ class Registry:
         for key in (spec.name, *spec.aliases):
             if key in self:
                 owner = self.get(key)
-                raise HandlerError(f"handler name {key!r} is already used by {_where(owner.target)} "
-                                   f"(handler {owner.name!r}); cannot register {_where(spec.target)}")
+                raise HandlerError(
+                    f"handler name {key!r} is already used by {_where(owner.target)} "
+                    f"(handler {owner.name!r}); cannot register {_where(spec.target)}"
+                )
         self._specs[spec.name] = spec
         self._aliases.update(dict.fromkeys(spec.aliases, spec.name))
 

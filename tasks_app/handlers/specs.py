@@ -104,8 +104,6 @@ class BaseHandler:
         raise NotImplementedError
 
 
-
-
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,99}")
 _ASYNC_HINT = "wrap blocking code with anyio.to_thread.run_sync"
 
@@ -119,16 +117,23 @@ def make_spec(target, options: dict) -> HandlerSpec:
         options["description"] = options["description"] or _first_line(getattr(target, "__doc__", ""))
     name = options["name"]
     if not inspect.iscoroutinefunction(signature_of):
-        raise HandlerError(f"handler {name!r} must be an async def function "
-                           f"(got {_kind(signature_of)}); {_ASYNC_HINT}")
+        raise HandlerError(f"handler {name!r} must be an async def function (got {_kind(signature_of)}); {_ASYNC_HINT}")
     _check_options(**options)
     params, takes_context, accepts_extra = _signature(name, signature_of, skip_self=func is not target)
     return HandlerSpec(
-        name=name, func=func, timeout=options["timeout"], retries=options["retries"],
-        retry_backoff=options["retry_backoff"], description=options["description"],
-        aliases=tuple(options["aliases"]), takes_context=takes_context,
-        module=getattr(target, "__module__", "") or "", target=target, params=params,
-        accepts_extra=accepts_extra, model=build_model(name, params, accepts_extra, error=HandlerError),
+        name=name,
+        func=func,
+        timeout=options["timeout"],
+        retries=options["retries"],
+        retry_backoff=options["retry_backoff"],
+        description=options["description"],
+        aliases=tuple(options["aliases"]),
+        takes_context=takes_context,
+        module=getattr(target, "__module__", "") or "",
+        target=target,
+        params=params,
+        accepts_extra=accepts_extra,
+        model=build_model(name, params, accepts_extra, error=HandlerError),
     )
 
 
@@ -149,8 +154,10 @@ def _class_parts(cls: type, options: dict):
         "timeout": options["timeout"] if options["timeout"] is not None else cls.timeout,
         "retries": options["retries"] or cls.retries,
         "retry_backoff": options["retry_backoff"] if options["retry_backoff"] != 1.0 else cls.retry_backoff,
-        "description": options["description"] or cls.description
-        or _first_line(cls.__doc__) or _first_line(cls.run.__doc__),
+        "description": options["description"]
+        or cls.description
+        or _first_line(cls.__doc__)
+        or _first_line(cls.run.__doc__),
         "aliases": options["aliases"] or cls.aliases,
     }
     return run_handler, cls.run, merged
@@ -161,8 +168,7 @@ def _check_options(name, timeout, retries, retry_backoff, description, aliases) 
         raise HandlerError(f"handler {name!r}: aliases must be a tuple of names, not {aliases!r}")
     for key in (name, *aliases):
         if not isinstance(key, str) or not NAME_PATTERN.fullmatch(key):
-            raise HandlerError(f"invalid handler name {key!r}: use 1-100 of a-z 0-9 _ . - "
-                               f"starting with a letter")
+            raise HandlerError(f"invalid handler name {key!r}: use 1-100 of a-z 0-9 _ . - starting with a letter")
     problems = {
         "aliases must be distinct and differ from the name": len({name, *aliases}) != 1 + len(aliases),
         "timeout must be None or a number > 0": timeout is not None and not (_is_number(timeout) and timeout > 0),
@@ -182,7 +188,7 @@ def _signature(name: str, func, skip_self: bool) -> tuple[tuple[Param, ...], boo
     except Exception as exc:
         raise HandlerError(f"handler {name!r}: cannot resolve annotations: {exc}") from exc
     params, takes_context, accepts_extra = [], False, False
-    for p in list(inspect.signature(func).parameters.values())[1 if skip_self else 0:]:
+    for p in list(inspect.signature(func).parameters.values())[1 if skip_self else 0 :]:
         if p.kind is p.VAR_POSITIONAL:
             raise HandlerError(f"handler {name!r} must not take *{p.name}: it is called with keywords only")
         if p.kind is p.POSITIONAL_ONLY:
@@ -200,12 +206,16 @@ def _signature(name: str, func, skip_self: bool) -> tuple[tuple[Param, ...], boo
 def _check_context(name: str, annotation) -> None:
     """The run's context is opted into by annotation, never by the parameter's name alone."""
     allowed = {RunContext, type(None)}
-    if annotation is RunContext or (typing.get_origin(annotation) in (typing.Union, types.UnionType)
-                                    and RunContext in typing.get_args(annotation)
-                                    and set(typing.get_args(annotation)) <= allowed):
+    if annotation is RunContext or (
+        typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        and RunContext in typing.get_args(annotation)
+        and set(typing.get_args(annotation)) <= allowed
+    ):
         return
-    raise HandlerError(f"handler {name!r}: parameter 'context' is reserved for the run's context; write "
-                       "'context: RunContext' (from tasks_app import RunContext), or name the parameter otherwise")
+    raise HandlerError(
+        f"handler {name!r}: parameter 'context' is reserved for the run's context; write "
+        "'context: RunContext' (from tasks_app import RunContext), or name the parameter otherwise"
+    )
 
 
 def _param(p: inspect.Parameter, annotation) -> Param:

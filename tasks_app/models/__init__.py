@@ -19,5 +19,16 @@ from tasks_app.models.heartbeats import SchedulerHeartbeat
 from tasks_app.models.job import Job
 from tasks_app.models.run import JobRun
 
-__all__ = ["FINISHED", "ApiClient", "ApiNonce", "ChangeMarker", "Engine", "Job", "JobRun", "RunStatus",
-           "ScheduleType", "SchedulerHeartbeat", "Trigger"]
+__all__ = [
+    "FINISHED",
+    "ApiClient",
+    "ApiNonce",
+    "ChangeMarker",
+    "Engine",
+    "Job",
+    "JobRun",
+    "RunStatus",
+    "ScheduleType",
+    "SchedulerHeartbeat",
+    "Trigger",
+]

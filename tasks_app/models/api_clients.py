@@ -20,7 +20,6 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-
 from tasks_app.exceptions import SecretUnreadable
 
 # A timestamp may lead the server's clock by the signing window (``api.signing.WINDOW_SECONDS``,
@@ -55,16 +54,21 @@ class ApiClientQuerySet(models.QuerySet):
 
 class ApiClient(models.Model):
     name = models.CharField(max_length=100, unique=True)
-    key_id = models.CharField(max_length=40, unique=True, default=new_key_id, editable=False,
-                              help_text="Public: sent as X-Taskhub-Key.")
+    key_id = models.CharField(
+        max_length=40, unique=True, default=new_key_id, editable=False, help_text="Public: sent as X-Taskhub-Key."
+    )
     secret_encrypted = models.TextField(editable=False)
     enabled = models.BooleanField(default=True)
     # An explicit choice: reading "all" from an empty list widened a client whose jobs were all deleted.
-    all_jobs = models.BooleanField("all jobs", default=False,
-                                   help_text="May use every job, including jobs added later.")
-    allowed_jobs = models.ManyToManyField("tasks_app.Job", blank=True, related_name="api_clients",
-                                          help_text="The jobs this client may trigger and read runs of, unless "
-                                                    "it has all jobs. None: no job.")
+    all_jobs = models.BooleanField(
+        "all jobs", default=False, help_text="May use every job, including jobs added later."
+    )
+    allowed_jobs = models.ManyToManyField(
+        "tasks_app.Job",
+        blank=True,
+        related_name="api_clients",
+        help_text="The jobs this client may trigger and read runs of, unless it has all jobs. None: no job.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -96,8 +100,10 @@ class ApiClient(models.Model):
         try:
             secret = _fernet().decrypt(self.secret_encrypted.encode()).decode()
         except InvalidToken:
-            raise SecretUnreadable(f"the secret of API client '{self.name}' cannot be decrypted with SECRET_KEY "
-                                   f"or SECRET_KEY_FALLBACKS; rotate it") from None
+            raise SecretUnreadable(
+                f"the secret of API client '{self.name}' cannot be decrypted with SECRET_KEY "
+                f"or SECRET_KEY_FALLBACKS; rotate it"
+            ) from None
         if not secret:  # anyone can compute an HMAC keyed with nothing
             raise SecretUnreadable(f"the secret of API client '{self.name}' is empty; rotate it")
         return secret

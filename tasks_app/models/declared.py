@@ -4,8 +4,8 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import transaction
 
 from tasks_app import conf
-from tasks_app.models import Job
 from tasks_app.exceptions import DeclarationError
+from tasks_app.models import Job
 
 
 def sync_declared(declared=None, prune: bool = False) -> dict:

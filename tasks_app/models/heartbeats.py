@@ -13,8 +13,13 @@ SCHEDULERS = ("beat", "apscheduler")
 
 def record(scheduler: str, leader: str, started_at: dt.datetime, jobs: int = 0, paused: str = "") -> None:
     """Say the leader is alive; ``paused`` says why it sends no fires now (empty: it does)."""
-    fields = {"leader": leader, "started_at": started_at, "beat_at": timezone.now(), "jobs": jobs,
-              "paused": paused[:300]}
+    fields = {
+        "leader": leader,
+        "started_at": started_at,
+        "beat_at": timezone.now(),
+        "jobs": jobs,
+        "paused": paused[:300],
+    }
     if not SchedulerHeartbeat.objects.filter(scheduler=scheduler).update(**fields):  # one statement when it exists
         SchedulerHeartbeat.objects.update_or_create(scheduler=scheduler, defaults=fields)
 
@@ -34,8 +39,13 @@ def statuses(now: dt.datetime | None = None) -> dict[str, dict]:
             result[name] = {"ok": False, "error": f"no {name} has run yet"}
             continue
         age = max((now - row.beat_at).total_seconds(), 0.0)
-        result[name] = {"ok": age <= conf.get("SCHEDULER_STALE_SECONDS"), "leader": row.leader,
-                        "seconds_since_beat": round(age, 1), "jobs": row.jobs, "up_since": row.started_at.isoformat()}
+        result[name] = {
+            "ok": age <= conf.get("SCHEDULER_STALE_SECONDS"),
+            "leader": row.leader,
+            "seconds_since_beat": round(age, 1),
+            "jobs": row.jobs,
+            "up_since": row.started_at.isoformat(),
+        }
         if not result[name]["ok"]:
             result[name]["error"] = f"last beat {age:.0f} s ago from {row.leader}"
         elif row.paused:
@@ -51,7 +61,6 @@ def status(scheduler: str) -> dict:
     return result
 
 
-
 class SchedulerHeartbeat(models.Model):
     """The leading scheduler of an engine (Celery beat, runapscheduler) saying it is alive."""
 
@@ -60,8 +69,12 @@ class SchedulerHeartbeat(models.Model):
     started_at = models.DateTimeField()
     beat_at = models.DateTimeField()
     jobs = models.PositiveIntegerField(default=0, help_text="Jobs in its schedule at the last beat.")
-    paused = models.CharField(max_length=300, blank=True, default="",
-                              help_text="Why the leader sends no fires now (the broker is unreachable, say); empty while it does.")
+    paused = models.CharField(
+        max_length=300,
+        blank=True,
+        default="",
+        help_text="Why the leader sends no fires now (the broker is unreachable, say); empty while it does.",
+    )
 
     def __str__(self):
         return f"{self.scheduler} led by {self.leader}"

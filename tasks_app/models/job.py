@@ -14,12 +14,11 @@ from django.utils import timezone
 
 from tasks_app import conf
 from tasks_app.handlers import json_limits, kwargs_schema, registry
-
-from tasks_app.scheduling import slots
 from tasks_app.models import problems
 from tasks_app.models.choices import Engine, ScheduleType, in_choices
 from tasks_app.models.numbers import number_errors
 from tasks_app.models.querysets import JobQuerySet
+from tasks_app.scheduling import slots
 from tasks_app.scheduling.describe import describe_schedule
 
 ONE_YEAR = 365 * 24 * 3600
@@ -38,10 +37,10 @@ def _unstorable(kwargs: dict) -> bool:
     return False
 
 
-
 def default_misfire_grace() -> int:
     """A new job's misfire grace: ``TASKHUB["DEFAULT_MISFIRE_GRACE_SECONDS"]`` (300 unless set)."""
     return conf.get("DEFAULT_MISFIRE_GRACE_SECONDS")
+
 
 class Job(models.Model):
     # what
@@ -53,28 +52,42 @@ class Job(models.Model):
     schedule_type = models.CharField(max_length=10, choices=ScheduleType.choices, default=ScheduleType.CRON)
     cron_expression = models.CharField(max_length=100, blank=True, help_text="5 fields: minute hour day month weekday.")
     interval_seconds = models.PositiveIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(ONE_YEAR)],
-        help_text="Ticks at whole multiples of this many seconds since 1970-01-01 UTC.")
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(ONE_YEAR)],
+        help_text="Ticks at whole multiples of this many seconds since 1970-01-01 UTC.",
+    )
     run_at = models.DateTimeField(null=True, blank=True, help_text="For a one-off job: when it runs.")
-    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA time zone the cron expression is read in.")
+    timezone = models.CharField(
+        max_length=64, default="UTC", help_text="IANA time zone the cron expression is read in."
+    )
     enabled = models.BooleanField(default=True)
     # how
     engine = models.CharField(max_length=20, choices=Engine.choices, default=Engine.APSCHEDULER)
     queue = models.CharField(max_length=100, default="default", validators=[name_validator])
-    priority = models.PositiveSmallIntegerField(default=5, validators=[MaxValueValidator(9)],
-                                                help_text="0 (first) to 9 (last).")
-    timeout_seconds = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)],
-                                                  help_text="Empty: the handler's default.")
-    max_retries = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(100)],
-                                                   help_text="Empty: the handler's default.")
-    retry_backoff_seconds = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)],
-                                              help_text="First retry delay, doubled each attempt. Empty: the handler's default.")
+    priority = models.PositiveSmallIntegerField(
+        default=5, validators=[MaxValueValidator(9)], help_text="0 (first) to 9 (last)."
+    )
+    timeout_seconds = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Empty: the handler's default."
+    )
+    max_retries = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(100)], help_text="Empty: the handler's default."
+    )
+    retry_backoff_seconds = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="First retry delay, doubled each attempt. Empty: the handler's default.",
+    )
     jitter_seconds = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(3600)])
     misfire_grace_seconds = models.PositiveIntegerField(
-        default=default_misfire_grace, help_text="A fire later than this after its time is skipped (and recorded).")
+        default=default_misfire_grace, help_text="A fire later than this after its time is skipped (and recorded)."
+    )
     coalesce = models.BooleanField(default=True, help_text="After downtime, run missed fires once instead of each.")
-    max_running = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)],
-                                                   help_text="Runs of this job allowed at the same time.")
+    max_running = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1)], help_text="Runs of this job allowed at the same time."
+    )
     declared_in_code = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
@@ -87,10 +100,25 @@ class Job(models.Model):
         constraints = [
             models.CheckConstraint(condition=in_choices("engine", Engine), name="job_engine_known"),
             models.CheckConstraint(
-                condition=(Q(schedule_type="cron") & ~Q(cron_expression="") & Q(interval_seconds__isnull=True) & Q(run_at__isnull=True))
-                | (Q(schedule_type="interval") & Q(cron_expression="") & Q(interval_seconds__gte=1)
-                   & Q(interval_seconds__lte=ONE_YEAR) & Q(run_at__isnull=True))
-                | (Q(schedule_type="once") & Q(cron_expression="") & Q(interval_seconds__isnull=True) & Q(run_at__isnull=False)),
+                condition=(
+                    Q(schedule_type="cron")
+                    & ~Q(cron_expression="")
+                    & Q(interval_seconds__isnull=True)
+                    & Q(run_at__isnull=True)
+                )
+                | (
+                    Q(schedule_type="interval")
+                    & Q(cron_expression="")
+                    & Q(interval_seconds__gte=1)
+                    & Q(interval_seconds__lte=ONE_YEAR)
+                    & Q(run_at__isnull=True)
+                )
+                | (
+                    Q(schedule_type="once")
+                    & Q(cron_expression="")
+                    & Q(interval_seconds__isnull=True)
+                    & Q(run_at__isnull=False)
+                ),
                 name="job_schedule_fields_match_type",
             ),
             models.CheckConstraint(condition=Q(priority__lte=9), name="job_priority_0_to_9"),
@@ -101,6 +129,13 @@ class Job(models.Model):
         return self.name
 
     # -- validation ----------------------------------------------------------------------
+    def save(self, *args, **kwargs):
+        """Validate on every save, so code that skips ``full_clean()`` cannot store a broken job."""
+        self.full_clean()
+        super().save(*args, **kwargs)
+
+    # -- schedule ------------------------------------------------------------------------
+
     def clean_fields(self, exclude=None):
         """Django's field checks, after refusing what they would get wrong: text Postgres cannot
         store (a NUL, a surrogate), and fractions Django would round (1.5 into 1).
@@ -150,8 +185,12 @@ class Job(models.Model):
         try:
             spec = registry.registry.get(self.handler)
         except registry.UnknownHandler:
-            raise ValidationError({"handler": f"Unknown handler '{self.handler}'. Registered: "
-                                              f"{', '.join(registry.registry.names()) or 'none'}."})
+            raise ValidationError(
+                {
+                    "handler": f"Unknown handler '{self.handler}'. Registered: "
+                    f"{', '.join(registry.registry.names()) or 'none'}."
+                }
+            )
         try:
             spec.validate_kwargs(self.kwargs)
         except registry.KwargsError as exc:
@@ -193,12 +232,6 @@ class Job(models.Model):
         what is wrong in words, and the database enforces them all the same. (Django would spend
         a query on each, on every save; ``test_every_check_constraint_has_a_validator`` holds this.)"""
 
-    def save(self, *args, **kwargs):
-        """Validate on every save, so code that skips ``full_clean()`` cannot store a broken job."""
-        self.full_clean()
-        super().save(*args, **kwargs)
-
-    # -- schedule ------------------------------------------------------------------------
     def next_fire_times(self, count: int, after: dt.datetime | None = None) -> list[dt.datetime]:
         """The next ``count`` fire times strictly after ``after`` (default: now), UTC-aware.
 
@@ -212,8 +245,14 @@ class Job(models.Model):
             if fired:
                 return []
         return slots.fire_times(
-            self.schedule_type, cron_expression=self.cron_expression, timezone=self.timezone,
-            interval_seconds=self.interval_seconds, run_at=self.run_at, after=after, count=count)
+            self.schedule_type,
+            cron_expression=self.cron_expression,
+            timezone=self.timezone,
+            interval_seconds=self.interval_seconds,
+            run_at=self.run_at,
+            after=after,
+            count=count,
+        )
 
     def schedule_problem(self) -> str | None:
         """Why the engines cannot schedule this row as stored (one line), or None: see ``problems.py``."""
@@ -226,8 +265,12 @@ class Job(models.Model):
     @property
     def schedule_fields(self) -> dict:
         """The schedule as ``slots.py`` takes it (type apart)."""
-        return {"cron_expression": self.cron_expression, "timezone": self.timezone,
-                "interval_seconds": self.interval_seconds, "run_at": self.run_at}
+        return {
+            "cron_expression": self.cron_expression,
+            "timezone": self.timezone,
+            "interval_seconds": self.interval_seconds,
+            "run_at": self.run_at,
+        }
 
     def iter_fire_times(self, after: dt.datetime):
         """Fire times strictly after ``after``, lazily, from the schedule alone (no look at history)."""

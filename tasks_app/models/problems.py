@@ -14,9 +14,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tasks_app.handlers import registry
-
-from tasks_app.scheduling import slots
 from tasks_app.models.choices import ScheduleType
+from tasks_app.scheduling import slots
 
 
 def schedule_problem(job) -> str | None:
@@ -24,8 +23,9 @@ def schedule_problem(job) -> str | None:
     if job.handler not in registry.registry:
         return f"handler '{job.handler}' is not registered"
     naive = isinstance(job.run_at, dt.datetime) and timezone.is_naive(job.run_at)
-    return _schedule_verdict(job.schedule_type, job.cron_expression, job.timezone, job.interval_seconds,
-                             job.run_at is None, naive)
+    return _schedule_verdict(
+        job.schedule_type, job.cron_expression, job.timezone, job.interval_seconds, job.run_at is None, naive
+    )
 
 
 def with_problems(jobs) -> list[tuple[object, str]]:

@@ -62,8 +62,12 @@ class JobQuerySet(models.QuerySet):
         if not check_names:
             return
         names = collections.Counter(obj.name for obj in objs)
-        taken = set(self.model._default_manager.using(self.db).filter(name__in=list(names))
-                    .exclude(pk__in=[obj.pk for obj in objs if obj.pk]).values_list("name", flat=True))
+        taken = set(
+            self.model._default_manager.using(self.db)
+            .filter(name__in=list(names))
+            .exclude(pk__in=[obj.pk for obj in objs if obj.pk])
+            .values_list("name", flat=True)
+        )
         for obj in objs:
             if obj.name in taken or names[obj.name] > 1:
                 raise ValidationError({"name": [obj.unique_error_message(type(obj), ("name",))]})

@@ -4,6 +4,7 @@ import datetime as dt
 
 from django.utils import timezone
 from django_apscheduler.models import DjangoJobExecution
+
 from tasks_app.models import FINISHED, JobRun
 
 

@@ -40,8 +40,11 @@ class JobRun(models.Model):
         get_latest_by = "scheduled_for"
         constraints = [
             models.UniqueConstraint(fields=["job", "scheduled_for"], name="jobrun_one_per_slot"),
-            models.UniqueConstraint(fields=["job"], condition=Q(status=RunStatus.QUEUED, trigger=Trigger.RUN_NOW),
-                                    name="jobrun_one_queued_run_now"),
+            models.UniqueConstraint(
+                fields=["job"],
+                condition=Q(status=RunStatus.QUEUED, trigger=Trigger.RUN_NOW),
+                name="jobrun_one_queued_run_now",
+            ),
             models.CheckConstraint(condition=in_choices("status", RunStatus), name="jobrun_status_known"),
             models.CheckConstraint(condition=in_choices("trigger", Trigger), name="jobrun_trigger_known"),
         ]

@@ -19,11 +19,8 @@ from django.db.models import Aggregate, Count, FloatField, OuterRef, Subquery, V
 from django.db.models.functions import Coalesce, RowNumber, TruncHour
 from django.utils import timezone
 
+from tasks_app.models import Job, JobRun, RunStatus, heartbeats, problems
 from tasks_app.monitoring import health
-
-from tasks_app.models import heartbeats
-from tasks_app.models import Job, JobRun, RunStatus
-from tasks_app.models import problems
 
 WINDOW = dt.timedelta(hours=24)
 FAILED = (RunStatus.FAILED, RunStatus.TIMED_OUT)
@@ -62,8 +59,13 @@ def recent(now: dt.datetime):
 
 def timeline(now: dt.datetime) -> list[dict]:
     """``[{"hour", "status", "count"}]`` for every non-empty (hour, status) of the window, in UTC."""
-    rows = (recent(now).annotate(hour=TruncHour("created_at", tzinfo=dt.UTC)).values("hour", "status")
-            .annotate(count=Count("id")).order_by("hour", "status"))
+    rows = (
+        recent(now)
+        .annotate(hour=TruncHour("created_at", tzinfo=dt.UTC))
+        .values("hour", "status")
+        .annotate(count=Count("id"))
+        .order_by("hour", "status")
+    )
     return list(rows)
 
 
@@ -79,34 +81,50 @@ def failing_jobs(limit: int = 10) -> list[Job]:
     """Jobs whose latest finished run failed or timed out, annotated with that run and the streak's start."""
     outcomes = JobRun.objects.filter(job=OuterRef("pk"), status__in=OUTCOMES, finished_at__isnull=False)
     latest = outcomes.order_by("-finished_at", "-pk")
-    last_success = (JobRun.objects.filter(job=OuterRef(OuterRef("pk")), status=RunStatus.SUCCEEDED,
-                                          finished_at__isnull=False)
-                    .order_by("-finished_at").values("finished_at")[:1])
-    streak = (outcomes.filter(status__in=FAILED, finished_at__gt=Coalesce(Subquery(last_success), Value(EPOCH)))
-              .order_by("finished_at").values("finished_at")[:1])
+    last_success = (
+        JobRun.objects.filter(job=OuterRef(OuterRef("pk")), status=RunStatus.SUCCEEDED, finished_at__isnull=False)
+        .order_by("-finished_at")
+        .values("finished_at")[:1]
+    )
+    streak = (
+        outcomes.filter(status__in=FAILED, finished_at__gt=Coalesce(Subquery(last_success), Value(EPOCH)))
+        .order_by("finished_at")
+        .values("finished_at")[:1]
+    )
     return list(
         Job.objects.annotate(last_outcome=Subquery(latest.values("status")[:1]))
         .filter(last_outcome__in=FAILED)
-        .annotate(last_run_id=Subquery(latest.values("pk")[:1]), last_error=Subquery(latest.values("error")[:1]),
-                  failing_since=Subquery(streak))
-        .order_by("failing_since", "name")[:limit])
+        .annotate(
+            last_run_id=Subquery(latest.values("pk")[:1]),
+            last_error=Subquery(latest.values("error")[:1]),
+            failing_since=Subquery(streak),
+        )
+        .order_by("failing_since", "name")[:limit]
+    )
 
 
 def slowest_jobs(now: dt.datetime, limit: int = 5) -> list[dict]:
     """``[{"job_id", "job__name", "p95", "runs"}]``: the jobs with the longest p95 duration in the window."""
     timed = recent(now).filter(duration_seconds__isnull=False)
     if connection.vendor == "postgresql":
-        return list(timed.values("job_id", "job__name")
-                    .annotate(p95=PercentileCont("duration_seconds", 0.95), runs=Count("id"))
-                    .order_by("-p95", "job__name")[:limit])
+        return list(
+            timed.values("job_id", "job__name")
+            .annotate(p95=PercentileCont("duration_seconds", 0.95), runs=Count("id"))
+            .order_by("-p95", "job__name")[:limit]
+        )
     # Elsewhere (SQLite): one query for each job's last runs, the percentile in Python.
-    rows = (timed.annotate(rank=Window(RowNumber(), partition_by="job_id", order_by="-created_at"))
-            .filter(rank__lte=PYTHON_PERCENTILE_RUNS).values_list("job_id", "job__name", "duration_seconds"))
+    rows = (
+        timed.annotate(rank=Window(RowNumber(), partition_by="job_id", order_by="-created_at"))
+        .filter(rank__lte=PYTHON_PERCENTILE_RUNS)
+        .values_list("job_id", "job__name", "duration_seconds")
+    )
     durations = {}
     for job_id, name, seconds in rows:
         durations.setdefault((job_id, name), []).append(seconds)
-    jobs = [{"job_id": job_id, "job__name": name, "p95": percentile(values, 0.95), "runs": len(values)}
-            for (job_id, name), values in durations.items()]
+    jobs = [
+        {"job_id": job_id, "job__name": name, "p95": percentile(values, 0.95), "runs": len(values)}
+        for (job_id, name), values in durations.items()
+    ]
     return sorted(jobs, key=lambda job: (-job["p95"], job["job__name"]))[:limit]
 
 
@@ -138,15 +156,20 @@ def overview(now: dt.datetime | None = None) -> dict:
     now = now or timezone.now()
     workers = start_worker_ping()  # waits on the broker while the queries below wait on the database
     cells = timeline(now)
-    runs = {"timeline": cells, "counts": counts_by_status(cells), "failing": failing_jobs(),
-            "slowest": slowest_jobs(now), "oldest_queued": oldest_queued()}
+    runs = {
+        "timeline": cells,
+        "counts": counts_by_status(cells),
+        "failing": failing_jobs(),
+        "slowest": slowest_jobs(now),
+        "oldest_queued": oldest_queued(),
+    }
     runs["broken"], runs["broken_count"] = problems.broken(Job.objects.filter(enabled=True), limit=20)
     return {"now": now, "since": now - WINDOW, "engines": engines(now, workers), **runs}
 
 
 def job_history(job: Job, limit: int = 50) -> list[JobRun]:
     """The job's last ``limit`` runs, oldest first (one query, only the columns a chart needs)."""
-    runs = job.runs.order_by("-created_at", "-pk").only("pk", "status", "created_at", "scheduled_for",
-                                                        "duration_seconds")[:limit]
+    runs = job.runs.order_by("-created_at", "-pk").only(
+        "pk", "status", "created_at", "scheduled_for", "duration_seconds"
+    )[:limit]
     return list(reversed(runs))
-

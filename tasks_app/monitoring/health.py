@@ -13,12 +13,13 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from functools import cache
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tasks_app import conf
-from tasks_app.exceptions import Unhealthy
+import redis
 from django.conf import settings
 from django.db import connection
 from kombu import Connection
-import redis
+
+from tasks_app import conf
+from tasks_app.exceptions import Unhealthy
 
 CHECKS = {}
 _SECRET_KEYS = re.compile(r"pass|secret|token|key|auth|cred", re.IGNORECASE)  # query parameters worth hiding
@@ -28,6 +29,7 @@ def check(name):
     def register(func):
         CHECKS[name] = func
         return func
+
     return register
 
 
@@ -43,8 +45,11 @@ def _timed(func):
         return {"ok": True, **detail, "ms": round((time.perf_counter() - started) * 1000, 1)}
     except Exception as exc:  # a failing dependency is a result, not an error
         text = str(exc) if isinstance(exc, Unhealthy) else f"{type(exc).__name__}: {exc}"
-        return {"ok": False, "error": _scrub(" ".join(text.split()))[:300],
-                "ms": round((time.perf_counter() - started) * 1000, 1)}
+        return {
+            "ok": False,
+            "error": _scrub(" ".join(text.split()))[:300],
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+        }
 
 
 def submit(check_function):
@@ -132,8 +137,11 @@ def _scrub(text: str) -> str:
     for url in str(getattr(settings, "CELERY_BROKER_URL", "") or "").split(";"):
         try:
             parts = urlsplit(url.strip())
-            pieces = [parts.username, parts.password,
-                      *(value for key, value in parse_qsl(parts.query) if _SECRET_KEYS.search(key))]
+            pieces = [
+                parts.username,
+                parts.password,
+                *(value for key, value in parse_qsl(parts.query) if _SECRET_KEYS.search(key)),
+            ]
         except ValueError:  # unparseable: hide it whole, wherever it is quoted
             pieces = [url.strip()]
         # Longest first; very short pieces (a user "u") would mangle the message, not hide anything.
@@ -159,8 +167,9 @@ def ping_workers(window: float, limit: int | None = None) -> dict:
     # polling_interval: Redis's BRPOP wait, which closing the connection sits out (1 s by default);
     # the socket timeouts bound a broker that accepts connections and never answers.
     options = {"polling_interval": window, "socket_connect_timeout": window / 2, "socket_timeout": window}
-    with app.connection_for_write(settings.CELERY_BROKER_URL, connect_timeout=window / 2,
-                                  transport_options=options) as broker:
+    with app.connection_for_write(
+        settings.CELERY_BROKER_URL, connect_timeout=window / 2, transport_options=options
+    ) as broker:
         broker.ensure_connection(max_retries=0)  # a dead broker fails now, not after kombu's retries
         deadline, replies = time.monotonic() + window, {}
         # A late reply to an earlier ping can land in this one's reply queue and use up ``limit``;

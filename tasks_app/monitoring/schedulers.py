@@ -20,6 +20,7 @@ def _check(scheduler):
             return status(scheduler)
         finally:
             connection.close()
+
     return check
 
 

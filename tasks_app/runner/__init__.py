@@ -1,8 +1,12 @@
 """The engine-neutral runner: claim a slot, run its handler, record the outcome.
 
-Both engines call ``run_slot`` (through ``BaseEngine.execute``); nothing outside this package calls a handler or writes run
-history. ``claims.py`` decides who runs a slot; ``run_requests.py`` queues the runs people and
-other systems ask for (run now, API triggers) and their cancels; this module runs and records.
+Both engines call ``run_slot`` (through ``BaseEngine.execute``); nothing outside this package
+calls a handler or writes run history. ``claims.py`` decides who runs a slot, ``run_requests.py``
+queues the runs people and other systems ask for (run now, API triggers) and their cancels,
+``skipped.py`` records the slots that will not run, ``loop.py`` and ``execution.py`` run a handler
+on the process's event loop; this module runs and records.
+
+What it is not: it never imports an engine; engines call it and deliver what it leaves queued.
 
 - **Claim.** ``claims.claim`` decides whether this worker runs the slot.
 - **Run.** The handler runs on the process's long-lived event loop (``loop.py``) under the
@@ -17,28 +21,33 @@ import datetime as dt
 import logging
 import random
 import time
-from concurrent.futures import CancelledError, TimeoutError as FutureTimeout
+from concurrent.futures import CancelledError
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from taskhub.log import log_context
 from tasks_app import conf
-from tasks_app.runner import loop
-from tasks_app.runner import storable
-from tasks_app.runner.claims import attempt_record, claim
-from tasks_app.handlers.context import RunContext
-from tasks_app.runner.execution import Outcome, invoke
-from tasks_app.models import JobRun, RunStatus, Trigger
-from tasks_app.handlers.registry import KwargsError, UnknownHandler
 from tasks_app.exceptions import HandlerFailed
-from tasks_app.handlers.registry import registry
+from tasks_app.handlers.context import RunContext
+from tasks_app.handlers.registry import KwargsError, UnknownHandler, registry
+from tasks_app.models import JobRun, RunStatus, Trigger
+from tasks_app.runner import loop, storable
+from tasks_app.runner.claims import attempt_record, claim
+from tasks_app.runner.execution import Outcome, invoke
 
 log = logging.getLogger("tasks_app.runner")
 
 
-def run_slot(job_id: int, scheduled_for: dt.datetime, engine: str, attempt: int = 1,
-            trigger: str = Trigger.SCHEDULE, task_id: str = "") -> JobRun | None:
+def run_slot(
+    job_id: int,
+    scheduled_for: dt.datetime,
+    engine: str,
+    attempt: int = 1,
+    trigger: str = Trigger.SCHEDULE,
+    task_id: str = "",
+) -> JobRun | None:
     """Claim the slot and run it here; ``None`` when the slot was not ours to run."""
     close_old_connections()
     try:
@@ -60,9 +69,14 @@ def execute(run: JobRun) -> None:
         kwargs = spec.validate_kwargs(run.kwargs)
     except (UnknownHandler, KwargsError) as exc:
         return finish(run, Outcome(RunStatus.FAILED, error=str(exc)))
-    run.context = RunContext(job_name=job.name, run_id=run.pk, scheduled_for=run.scheduled_for,
-                             attempt=run.attempt, engine=run.engine,
-                             logger=logging.getLogger(f"tasks_app.handlers.{spec.name}"))
+    run.context = RunContext(
+        job_name=job.name,
+        run_id=run.pk,
+        scheduled_for=run.scheduled_for,
+        attempt=run.attempt,
+        engine=run.engine,
+        logger=logging.getLogger(f"tasks_app.handlers.{spec.name}"),
+    )
     future = loop.submit(invoke(spec, kwargs, run.context, job.effective_timeout()))
     finish(run, _wait(run, future))
 
@@ -79,8 +93,11 @@ def _wait(run: JobRun, future) -> Outcome:
             return Outcome(RunStatus.CANCELLED, reason="cancelled on request")
         except Exception as exc:  # the engine interrupting this thread, e.g. Celery's soft time limit
             future.cancel()
-            return Outcome(RunStatus.TIMED_OUT, error=f"stopped by the engine: {type(exc).__name__}: {exc}",
-                           reason="engine time limit")
+            return Outcome(
+                RunStatus.TIMED_OUT,
+                error=f"stopped by the engine: {type(exc).__name__}: {exc}",
+                reason="engine time limit",
+            )
 
 
 def _heartbeat(run: JobRun) -> bool:
@@ -112,16 +129,39 @@ def finish(run: JobRun, outcome: Outcome) -> None:
     run.progress_message = getattr(context, "progress_message", "")
     if outcome.status in (RunStatus.FAILED, RunStatus.TIMED_OUT) and run.attempt <= _retries(run):
         _queue_retry(run, now)
-    fields = ["status", "finished_at", "error", "reason", "duration_seconds", "result", "progress",
-              "progress_message", "attempt", "attempts", "next_attempt_at", "started_at", "heartbeat_at", "worker"]
+    fields = [
+        "status",
+        "finished_at",
+        "error",
+        "reason",
+        "duration_seconds",
+        "result",
+        "progress",
+        "progress_message",
+        "attempt",
+        "attempts",
+        "next_attempt_at",
+        "started_at",
+        "heartbeat_at",
+        "worker",
+    ]
     if not _write_outcome(run, {f: getattr(run, f) for f in fields}):
         log.warning("run was taken over by another worker; outcome discarded", extra={"run": run.pk})
         return
     status = outcome.status if run.status == RunStatus.QUEUED else run.status  # a retry; or failed to store
     level = logging.INFO if status == RunStatus.SUCCEEDED else logging.WARNING
     error = (run.error.strip().splitlines() or [""])[-1]
-    log.log(level, "run %s", status, extra={"status": run.status, "duration_seconds": run.duration_seconds,
-                                            "error": error, "next_attempt_at": run.next_attempt_at})
+    log.log(
+        level,
+        "run %s",
+        status,
+        extra={
+            "status": run.status,
+            "duration_seconds": run.duration_seconds,
+            "error": error,
+            "next_attempt_at": run.next_attempt_at,
+        },
+    )
 
 
 def _write_outcome(run: JobRun, values: dict) -> bool:
@@ -136,12 +176,22 @@ def _write_outcome(run: JobRun, values: dict) -> bool:
         if storable.is_outage(exc):
             raise
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
-        log.error("the database refused the outcome; recording the run as failed",
-                  extra={"run": run.pk, "error": reason})
-        values = storable.row(JobRun, {
-            "status": RunStatus.FAILED, "error": f"the outcome could not be stored: {reason}", "result": None,
-            "progress_message": "", "next_attempt_at": None, "finished_at": values["finished_at"],
-            "duration_seconds": values["duration_seconds"], **run.claimed})
+        log.error(
+            "the database refused the outcome; recording the run as failed", extra={"run": run.pk, "error": reason}
+        )
+        values = storable.row(
+            JobRun,
+            {
+                "status": RunStatus.FAILED,
+                "error": f"the outcome could not be stored: {reason}",
+                "result": None,
+                "progress_message": "",
+                "next_attempt_at": None,
+                "finished_at": values["finished_at"],
+                "duration_seconds": values["duration_seconds"],
+                **run.claimed,
+            },
+        )
         written = _update_waiting_out_outages(run, values)
     for name, value in values.items():
         setattr(run, name, value)
@@ -182,8 +232,14 @@ def call_handler(name: str, kwargs: dict, task_id: str = ""):
 
     spec = registry.get(name)
     validated = spec.validate_kwargs(kwargs)
-    context = RunContext(job_name="", run_id=0, scheduled_for=timezone.now(), attempt=1, engine="celery",
-                         logger=logging.getLogger(f"tasks_app.handlers.{spec.name}"))
+    context = RunContext(
+        job_name="",
+        run_id=0,
+        scheduled_for=timezone.now(),
+        attempt=1,
+        engine="celery",
+        logger=logging.getLogger(f"tasks_app.handlers.{spec.name}"),
+    )
     outcome = loop.submit(invoke(spec, validated, context, spec.timeout)).result()
     if outcome.status != RunStatus.SUCCEEDED:
         raise HandlerFailed(f"{name} {outcome.status}: {(outcome.error.strip().splitlines() or [''])[-1]}")

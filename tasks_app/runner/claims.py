@@ -40,8 +40,14 @@ def claim(job_id, scheduled_for, engine, attempt=1, trigger=Trigger.SCHEDULE, ta
             existing = JobRun.objects.select_for_update().get(pk=job.slot_run_id)
             existing.job = job
             return _reclaim(existing, attempt, now, task_id)
-        run = JobRun(job=job, engine=engine, trigger=trigger, scheduled_for=scheduled_for, kwargs=job.kwargs,
-                     celery_task_id=task_id)
+        run = JobRun(
+            job=job,
+            engine=engine,
+            trigger=trigger,
+            scheduled_for=scheduled_for,
+            kwargs=job.kwargs,
+            celery_task_id=task_id,
+        )
         if _overlaps(run, now):
             return None
         run.attempt = attempt
@@ -60,11 +66,19 @@ def _locked_job(job_id, scheduled_for, now) -> Job | None:
     if not Job.objects.select_for_update().filter(pk=job_id).values_list("pk", flat=True):
         return None
     stale = now - dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
-    running = (JobRun.objects.filter(job=OuterRef("pk"), status=RunStatus.RUNNING, heartbeat_at__gte=stale)
-               .order_by().values("job").annotate(n=Count("pk")).values("n"))
+    running = (
+        JobRun.objects.filter(job=OuterRef("pk"), status=RunStatus.RUNNING, heartbeat_at__gte=stale)
+        .order_by()
+        .values("job")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     slot_run = JobRun.objects.filter(job=OuterRef("pk"), scheduled_for=scheduled_for).values("pk")[:1]
-    return (Job.objects.annotate(running_now=Coalesce(Subquery(running), 0), slot_run_id=Subquery(slot_run))
-            .filter(pk=job_id).first())
+    return (
+        Job.objects.annotate(running_now=Coalesce(Subquery(running), 0), slot_run_id=Subquery(slot_run))
+        .filter(pk=job_id)
+        .first()
+    )
 
 
 def _overlaps(run: JobRun, now) -> bool:
@@ -80,8 +94,14 @@ def _overlaps(run: JobRun, now) -> bool:
 
 
 def _running_fields(now) -> dict:
-    return {"status": RunStatus.RUNNING, "started_at": now, "heartbeat_at": now, "worker": worker_id(),
-            "progress": None, "progress_message": ""}
+    return {
+        "status": RunStatus.RUNNING,
+        "started_at": now,
+        "heartbeat_at": now,
+        "worker": worker_id(),
+        "progress": None,
+        "progress_message": "",
+    }
 
 
 def _reclaim(run: JobRun, attempt: int, now, task_id: str = "") -> JobRun | None:
@@ -94,9 +114,16 @@ def _reclaim(run: JobRun, attempt: int, now, task_id: str = "") -> JobRun | None
         log.warning("taking over a lost run", extra={"run": run.pk, "previous_worker": run.worker})
     else:
         JobRun.objects.filter(pk=run.pk).update(duplicate_claims=F("duplicate_claims") + 1)
-        log.info("duplicate claim ignored", extra={"job": run.job_id, "run": run.pk, "status": run.status,
-                                                     "scheduled_for": run.scheduled_for.isoformat(),
-                                                     "claimed_attempt": attempt})
+        log.info(
+            "duplicate claim ignored",
+            extra={
+                "job": run.job_id,
+                "run": run.pk,
+                "status": run.status,
+                "scheduled_for": run.scheduled_for.isoformat(),
+                "claimed_attempt": attempt,
+            },
+        )
         return None
     for name, value in _running_fields(now).items():
         setattr(run, name, value)
@@ -124,6 +151,12 @@ def _lost(run: JobRun, now) -> bool:
 
 
 def attempt_record(run: JobRun, status: str, error: str) -> dict:
-    return {"attempt": run.attempt, "status": status, "error": error, "worker": run.worker,
-            "started_at": run.started_at.isoformat() if run.started_at else None,
-            "finished_at": (run.finished_at or timezone.now()).isoformat(), "duration_seconds": run.duration_seconds}
+    return {
+        "attempt": run.attempt,
+        "status": status,
+        "error": error,
+        "worker": run.worker,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": (run.finished_at or timezone.now()).isoformat(),
+        "duration_seconds": run.duration_seconds,
+    }

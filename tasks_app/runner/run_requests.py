@@ -7,13 +7,12 @@ handler.
 
 import datetime as dt
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from tasks_app.models import Job, JobRun, RunStatus, Trigger
-from tasks_app.handlers.registry import KwargsError, UnknownHandler
 from tasks_app.exceptions import RunRefused
-from django.db import IntegrityError
+from tasks_app.handlers.registry import KwargsError, UnknownHandler
+from tasks_app.models import Job, JobRun, RunStatus, Trigger
 
 
 def queue_run(job: Job, trigger: str = Trigger.RUN_NOW, kwargs: dict | None = None) -> JobRun:
@@ -32,8 +31,13 @@ def queue_run(job: Job, trigger: str = Trigger.RUN_NOW, kwargs: dict | None = No
         now += dt.timedelta(microseconds=1)  # never the same instant as a schedule tick
     try:
         with transaction.atomic():
-            return JobRun.objects.create(job=job, engine=job.engine, trigger=trigger, scheduled_for=now,
-                                         kwargs=job.kwargs if kwargs is None else kwargs)
+            return JobRun.objects.create(
+                job=job,
+                engine=job.engine,
+                trigger=trigger,
+                scheduled_for=now,
+                kwargs=job.kwargs if kwargs is None else kwargs,
+            )
     except IntegrityError:
         raise RunRefused(f"a run-now of '{job.name}' is already queued") from None
 
@@ -41,6 +45,7 @@ def queue_run(job: Job, trigger: str = Trigger.RUN_NOW, kwargs: dict | None = No
 def request_cancel(runs) -> int:
     """Ask running or queued runs to stop; queued ones are cancelled at once."""
     now = timezone.now()
-    queued = runs.filter(status=RunStatus.QUEUED).update(status=RunStatus.CANCELLED, finished_at=now,
-                                                         reason="cancelled before it started")
+    queued = runs.filter(status=RunStatus.QUEUED).update(
+        status=RunStatus.CANCELLED, finished_at=now, reason="cancelled before it started"
+    )
     return queued + runs.filter(status=RunStatus.RUNNING).update(cancel_requested=True)

@@ -25,15 +25,26 @@ def settle(job, engine: str, slots: list[dt.datetime], now: dt.datetime) -> list
 
 def last_slots(jobs) -> dict[int, dt.datetime]:
     """The latest scheduled slot on record for each job (one query)."""
-    rows = (JobRun.objects.filter(job__in=jobs, trigger=Trigger.SCHEDULE)
-            .values("job").annotate(last=Max("scheduled_for")))
+    rows = (
+        JobRun.objects.filter(job__in=jobs, trigger=Trigger.SCHEDULE).values("job").annotate(last=Max("scheduled_for"))
+    )
     return {row["job"]: row["last"] for row in rows}
 
 
 def record(job, engine: str, skips) -> int:
     """Write one ``skipped`` run per slot; slots another scheduler already has are left alone."""
-    runs = [JobRun(job=job, engine=engine, scheduled_for=slot, status=RunStatus.SKIPPED, reason=reason,
-                   finished_at=slot, kwargs=job.kwargs) for slot, reason in skips]
+    runs = [
+        JobRun(
+            job=job,
+            engine=engine,
+            scheduled_for=slot,
+            status=RunStatus.SKIPPED,
+            reason=reason,
+            finished_at=slot,
+            kwargs=job.kwargs,
+        )
+        for slot, reason in skips
+    ]
     JobRun.objects.bulk_create(runs, ignore_conflicts=True)
     if runs:
         log.info("missed slots recorded as skipped", extra={"job": job.name, "engine": engine, "count": len(runs)})

@@ -66,8 +66,10 @@ def _days_in_words(words: ExpressionDescriptor, combined: str) -> str:
         return f"{words.get_time_of_day_description()}{weekdays}{month}{words.get_year_description()}"
     weekdays = weekdays.removeprefix(", ").removeprefix("only ").removeprefix("on ")
     either = f", or on {weekdays}" if weekdays[:1].isupper() else f", or {weekdays}"
-    return (f"{words.get_time_of_day_description()}{words.get_day_of_month_description()}{either}{month}"
-            f"{words.get_year_description()}")
+    return (
+        f"{words.get_time_of_day_description()}{words.get_day_of_month_description()}{either}{month}"
+        f"{words.get_year_description()}"
+    )
 
 
 def describe_seconds(seconds: int | None) -> str:

@@ -16,7 +16,6 @@ import collections
 import datetime as dt
 import logging
 
-
 log = logging.getLogger("tasks_app.scheduling.misfire")
 MAX_MISSED = 1000
 
@@ -26,8 +25,11 @@ def plan(job, slots: list[dt.datetime], now: dt.datetime) -> tuple[list[dt.datet
     slots = sorted(slots)  # coalesce keeps the latest, whatever order the caller had
     grace = dt.timedelta(seconds=job.misfire_grace_seconds)
     fresh = [s for s in slots if now - s <= grace]
-    skipped = [(s, f"misfire: {(now - s).total_seconds():.0f} s late, grace {job.misfire_grace_seconds} s")
-               for s in slots if now - s > grace]
+    skipped = [
+        (s, f"misfire: {(now - s).total_seconds():.0f} s late, grace {job.misfire_grace_seconds} s")
+        for s in slots
+        if now - s > grace
+    ]
     if job.coalesce and len(fresh) > 1:
         skipped += [(s, "coalesced: a later missed slot ran instead") for s in fresh[:-1]]
         fresh = fresh[-1:]
@@ -53,6 +55,8 @@ def missed_slots(job, since: dt.datetime, now: dt.datetime) -> list[dt.datetime]
         missed.append(slot)
         seen += 1
     if seen > MAX_MISSED:
-        log.warning("too many missed slots; only the latest are recorded",
-                    extra={"job": job.name, "missed": seen, "recorded": MAX_MISSED})
+        log.warning(
+            "too many missed slots; only the latest are recorded",
+            extra={"job": job.name, "missed": seen, "recorded": MAX_MISSED},
+        )
     return list(missed)

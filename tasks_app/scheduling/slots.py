@@ -30,13 +30,21 @@ import zoneinfo
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from croniter import CroniterBadDateError, CroniterError, croniter
+
 from tasks_app.exceptions import ScheduleError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 ALLOWED = ("0-59", "0-23", "1-31", "1-12 or JAN-DEC", "0-7 or SUN-SAT")
-ALIASES = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
-           "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
+ALIASES = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
 # Names ZoneInfo may load from the filesystem that are not a place's time zone.
 NOT_ZONES = {"localtime", "posixrules", "Factory"}
 HORIZON_YEARS = 10
@@ -59,9 +67,12 @@ def validate_cron(expression: str, tz: "str | tzinfo" = "UTC") -> None:
     if len(fires) < FIRES_CHECKED:
         where = "" if str(tz) == "UTC" else f" in {tz}"
         if not fires:
-            raise ScheduleError(f"cron expression '{expression.strip()}' never fires{where} within {HORIZON_YEARS} years")
-        raise ScheduleError(f"cron expression '{expression.strip()}' fires{where} less than once "
-                            f"in {HORIZON_YEARS} years")
+            raise ScheduleError(
+                f"cron expression '{expression.strip()}' never fires{where} within {HORIZON_YEARS} years"
+            )
+        raise ScheduleError(
+            f"cron expression '{expression.strip()}' fires{where} less than once in {HORIZON_YEARS} years"
+        )
 
 
 def _check_syntax(expression: str) -> None:
@@ -141,9 +152,16 @@ def once_fire_times(run_at: datetime, after: datetime, count: int) -> list[datet
     return [run_at] if count > 0 and run_at > _aware("after", after) else []
 
 
-def fire_times(schedule_type: str, *, cron_expression: str = "", timezone: str = "UTC",
-               interval_seconds: int | None = None, run_at: datetime | None = None,
-               after: datetime, count: int) -> list[datetime]:
+def fire_times(
+    schedule_type: str,
+    *,
+    cron_expression: str = "",
+    timezone: str = "UTC",
+    interval_seconds: int | None = None,
+    run_at: datetime | None = None,
+    after: datetime,
+    count: int,
+) -> list[datetime]:
     """The next ``count`` fire instants of a schedule strictly after ``after``, in UTC."""
     if schedule_type == "cron":
         return cron_fire_times(cron_expression, timezone, after, count)
@@ -154,8 +172,15 @@ def fire_times(schedule_type: str, *, cron_expression: str = "", timezone: str =
     raise ScheduleError(f"unknown schedule type '{schedule_type}'; expected cron, interval or once")
 
 
-def iter_fire_times(schedule_type: str, *, cron_expression: str = "", timezone: str = "UTC",
-                    interval_seconds: int | None = None, run_at: datetime | None = None, after: datetime):
+def iter_fire_times(
+    schedule_type: str,
+    *,
+    cron_expression: str = "",
+    timezone: str = "UTC",
+    interval_seconds: int | None = None,
+    run_at: datetime | None = None,
+    after: datetime,
+):
     """The fire instants strictly after ``after``, lazily and in order (stop when you have enough)."""
     if schedule_type == "cron":
         fixed = _fixed_hour(cron_expression)
@@ -165,9 +190,15 @@ def iter_fire_times(schedule_type: str, *, cron_expression: str = "", timezone: 
     return iter(fire_times(schedule_type, run_at=run_at, after=after, count=1))
 
 
-def slot_at(schedule_type: str, *, cron_expression: str = "", timezone: str = "UTC",
-            interval_seconds: int | None = None, run_at: datetime | None = None,
-            at: datetime) -> datetime | None:
+def slot_at(
+    schedule_type: str,
+    *,
+    cron_expression: str = "",
+    timezone: str = "UTC",
+    interval_seconds: int | None = None,
+    run_at: datetime | None = None,
+    at: datetime,
+) -> datetime | None:
     """The latest fire instant at or before ``at`` (the slot being fired), in UTC, or None."""
     _aware("at", at)
     if schedule_type == "cron":

@@ -26,13 +26,13 @@ from apscheduler.triggers.base import BaseTrigger
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from tasks_app.engines import get_engine
 from tasks_app.engines.base import BaseEngine, EngineUnavailable
 from tasks_app.engines.listener import RUNS_CHANNEL
 from tasks_app.exceptions import Unhealthy
 from tasks_app.models import Job, RunStatus, heartbeats
 from tasks_app.runner import skipped as skipped_runs
 from tasks_app.scheduling import misfire, slots
-from tasks_app.engines import get_engine
 
 log = logging.getLogger("tasks_app.apscheduler")
 ENGINE = "apscheduler"
@@ -56,8 +56,9 @@ class SlotTrigger(BaseTrigger):
 
     @classmethod
     def for_job(cls, job) -> "SlotTrigger":
-        return cls(job.schedule_type, job.cron_expression, job.timezone, job.interval_seconds, job.run_at,
-                   job.jitter_seconds)
+        return cls(
+            job.schedule_type, job.cron_expression, job.timezone, job.interval_seconds, job.run_at, job.jitter_seconds
+        )
 
     def get_next_fire_time(self, previous_fire_time, now):
         # Called in APScheduler's own loop, where an exception would end the scheduler thread:
@@ -81,8 +82,12 @@ class SlotTrigger(BaseTrigger):
         return slots.slot_at(self.schedule_type, **self._fields(), at=run_time) or run_time
 
     def _fields(self) -> dict:
-        return {"cron_expression": self.cron_expression, "timezone": self.timezone,
-                "interval_seconds": self.interval_seconds, "run_at": self.run_at}
+        return {
+            "cron_expression": self.cron_expression,
+            "timezone": self.timezone,
+            "interval_seconds": self.interval_seconds,
+            "run_at": self.run_at,
+        }
 
     def __getstate__(self):
         return {"version": 1, **{name: getattr(self, name) for name in self.__slots__}}
@@ -165,8 +170,10 @@ class APSchedulerEngine(BaseEngine):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_notify(%s, %s)", [RUNS_CHANNEL, str(run.pk)])
         if not self.is_alive():
-            raise EngineUnavailable("the APScheduler process (manage.py runapscheduler) is not running: "
-                                    "the run stays queued and starts when it does")
+            raise EngineUnavailable(
+                "the APScheduler process (manage.py runapscheduler) is not running: "
+                "the run stays queued and starts when it does"
+            )
 
     def is_alive(self) -> bool:
         try:

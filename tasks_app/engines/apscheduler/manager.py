@@ -23,16 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
+from django.db import close_old_connections
 from django.utils import timezone
 from django_apscheduler.jobstores import DjangoJobStore
+from django_apscheduler.models import DjangoJob
 
+from tasks_app.engines import get_engine
 from tasks_app.engines.apscheduler.engine import ENGINE, STORE_PREFIX, RunnerExecutor, SlotTrigger, fire, store_id
 from tasks_app.engines.quarantine import Quarantine
-from django.db import close_old_connections
-from django_apscheduler.models import DjangoJob
-from tasks_app.engines import get_engine
-from tasks_app.models import Job
-from tasks_app.models import JobRun, RunStatus, Trigger
+from tasks_app.models import Job, JobRun, RunStatus, Trigger
 
 log = logging.getLogger("tasks_app.apscheduler")
 FIRE = f"{fire.__module__}:{fire.__name__}"
@@ -46,7 +45,7 @@ class SchedulerManager:
         self.quarantine = Quarantine(ENGINE)  # taskhub's jobs it cannot schedule, left out of the store
         self.runs = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="taskhub-queued")
         self.scheduler = BackgroundScheduler(
-            timezone=dt.timezone.utc,
+            timezone=dt.UTC,
             jobstores={"default": DjangoJobStore()},
             executors={"default": RunnerExecutor(max_workers=workers)},
             # taskhub applies each job's own misfire policy and overlap limit (misfire.py,
@@ -60,12 +59,25 @@ class SchedulerManager:
 
     # -- the generic API ------------------------------------------------------------------
     def add_cron(self, func: str, expression: str, id: str, timezone: str = "UTC", **options):
-        return self._add(func, SlotTrigger("cron", cron_expression=expression, timezone=timezone,
-                                           jitter=options.pop("jitter", self.defaults["jitter"])), id, **options)
+        return self._add(
+            func,
+            SlotTrigger(
+                "cron",
+                cron_expression=expression,
+                timezone=timezone,
+                jitter=options.pop("jitter", self.defaults["jitter"]),
+            ),
+            id,
+            **options,
+        )
 
     def add_interval(self, func: str, seconds: int, id: str, **options):
-        return self._add(func, SlotTrigger("interval", interval_seconds=seconds,
-                                           jitter=options.pop("jitter", self.defaults["jitter"])), id, **options)
+        return self._add(
+            func,
+            SlotTrigger("interval", interval_seconds=seconds, jitter=options.pop("jitter", self.defaults["jitter"])),
+            id,
+            **options,
+        )
 
     def add_date(self, func: str, run_at: dt.datetime, id: str, **options):
         return self._add(func, SlotTrigger("once", run_at=run_at), id, **options)
@@ -80,8 +92,9 @@ class SchedulerManager:
     def _add_now(self, func, trigger, id, args, kwargs, options):
         options.setdefault("coalesce", self.defaults["coalesce"])
         options.setdefault("misfire_grace_time", self.defaults["misfire_grace"])
-        return self.scheduler.add_job(func, trigger=trigger, id=id, args=args, kwargs=kwargs,
-                                      replace_existing=True, **options)
+        return self.scheduler.add_job(
+            func, trigger=trigger, id=id, args=args, kwargs=kwargs, replace_existing=True, **options
+        )
 
     def pause(self, id: str) -> None:
         self.scheduler.pause_job(id)
@@ -126,8 +139,15 @@ class SchedulerManager:
         current = self.scheduler.get_job(store_id(job.pk), jobstore="default")
         if current is not None and current.trigger == trigger and current.name == job.name:
             return  # unchanged: keep its next run time (and so its missed fires)
-        self.scheduler.add_job(FIRE, trigger=trigger, id=store_id(job.pk), name=job.name, args=[job.pk],
-                               jobstore="default", replace_existing=True)
+        self.scheduler.add_job(
+            FIRE,
+            trigger=trigger,
+            id=store_id(job.pk),
+            name=job.name,
+            args=[job.pk],
+            jobstore="default",
+            replace_existing=True,
+        )
 
     def forget(self, job_id: int) -> None:
         self.remove(store_id(job_id))
@@ -145,7 +165,7 @@ class SchedulerManager:
     # Read from the store's table, not through APScheduler: that would unpickle every job.
     def stored_job_ids(self) -> set[int]:
         ids = DjangoJob.objects.filter(id__startswith=STORE_PREFIX).values_list("id", flat=True)
-        return {int(i[len(STORE_PREFIX):]) for i in ids}
+        return {int(i[len(STORE_PREFIX) :]) for i in ids}
 
     def job_count(self) -> int:
         return DjangoJob.objects.filter(id__startswith=STORE_PREFIX).count()

@@ -15,28 +15,26 @@ import time
 
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
+from django_apscheduler.models import DjangoJob
 
 from tasks_app import conf
-
-from tasks_app.models import heartbeats
-
-from tasks_app.runner import skipped as skipped_runs
-from tasks_app.scheduling import misfire
 from tasks_app.engines import get_engine
 from tasks_app.engines.apscheduler.engine import ENGINE, store_id
+from tasks_app.engines.leader import leader_lock
 from tasks_app.engines.listener import ChangeWatcher
 from tasks_app.engines.redelivery import Redelivery
-from tasks_app.engines.leader import leader_lock
-from tasks_app.models import Job, JobRun, RunStatus
+from tasks_app.models import Job, JobRun, RunStatus, heartbeats
+from tasks_app.runner import skipped as skipped_runs
 from tasks_app.runner.claims import worker_id
 from tasks_app.runner.run_requests import request_cancel
-from django_apscheduler.models import DjangoJob
+from tasks_app.scheduling import misfire
 
 log = logging.getLogger("tasks_app.apscheduler")
 
 
 class SchedulerService:
     heartbeat_every = 2.0
+
     def __init__(self, manager, stop: threading.Event, poll: float = 0.5):
         self.manager, self.stop, self.poll = manager, stop, poll
         self.lock = leader_lock("apscheduler")
@@ -154,15 +152,20 @@ def catch_up_lost_slots(manager) -> int:
     """
 
     jobs = [job for job in Job.objects.filter(engine=ENGINE, enabled=True) if job.pk not in manager.quarantine]
-    stored = dict(DjangoJob.objects.filter(id__in=[store_id(job.pk) for job in jobs]).values_list("id", "next_run_time"))
+    stored = dict(
+        DjangoJob.objects.filter(id__in=[store_id(job.pk) for job in jobs]).values_list("id", "next_run_time")
+    )
     last = skipped_runs.last_slots([job.pk for job in jobs])
     now, fired = timezone.now(), 0
     for job in jobs:
         with manager.quarantine.guard(job):
             upto = stored.get(store_id(job.pk))
             upto = min(now, job.slot_at(upto) or upto) if upto else now  # the store fires from its next slot on
-            missed = [slot for slot in misfire.missed_slots(job, misfire.owed_since(job, last.get(job.pk)), now)
-                      if slot < upto]
+            missed = [
+                slot
+                for slot in misfire.missed_slots(job, misfire.owed_since(job, last.get(job.pk)), now)
+                if slot < upto
+            ]
             due = skipped_runs.settle(job, ENGINE, missed, now)
             for slot in due:
                 manager.run_slot(job.pk, slot)

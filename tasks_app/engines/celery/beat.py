@@ -34,20 +34,17 @@ from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from tasks_app import conf
-
-from tasks_app.models import heartbeats
-
-from tasks_app.runner import skipped as skipped_runs
-from tasks_app.scheduling import misfire
 from tasks_app.engines.celery.beat_delivery import BeatDelivery
 from tasks_app.engines.celery.broker_watch import BrokerWatch
+from tasks_app.engines.celery.sent_slots import SentSlots
+from tasks_app.engines.leader import leader_lock
 from tasks_app.engines.listener import ChangeWatcher
 from tasks_app.engines.quarantine import Quarantine
 from tasks_app.engines.redelivery import Redelivery
-from tasks_app.engines.celery.sent_slots import SentSlots
-from tasks_app.engines.leader import leader_lock
-from tasks_app.models import Job
+from tasks_app.models import Job, heartbeats
+from tasks_app.runner import skipped as skipped_runs
 from tasks_app.runner.claims import worker_id
+from tasks_app.scheduling import misfire
 
 log = logging.getLogger("tasks_app.beat")
 ENGINE = "celery"
@@ -172,8 +169,15 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
         now = self.now()
         for job in jobs:
             self._schedule(job, lambda: self._catch_up(job, last.get(job.pk), now))
-        log.info("beat loaded jobs", extra={"engine": ENGINE, "jobs": len(self.jobs), "skipped": len(jobs) - len(self.jobs),
-                                            "seconds": round(time.monotonic() - started, 3)})
+        log.info(
+            "beat loaded jobs",
+            extra={
+                "engine": ENGINE,
+                "jobs": len(self.jobs),
+                "skipped": len(jobs) - len(self.jobs),
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
 
     def _schedule(self, job: Job, schedule) -> None:
         """Call ``schedule()`` for an admitted job; a job that cannot be scheduled is left out."""

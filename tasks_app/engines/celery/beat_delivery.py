@@ -18,10 +18,9 @@ from kombu.common import ignore_errors
 from kombu.exceptions import ChannelError
 
 from tasks_app import conf
-
-from tasks_app.runner import skipped as skipped_runs
 from tasks_app.engines.celery.messages import TASK, message_kwargs, message_options
 from tasks_app.models import Job, JobRun, RunStatus
+from tasks_app.runner import skipped as skipped_runs
 
 log = logging.getLogger("tasks_app.beat")
 ENGINE = "celery"
@@ -71,15 +70,21 @@ class BeatDelivery:
             log.debug("fired", extra={"job": job.name, "scheduled_for": slot.isoformat(), "engine": ENGINE})
 
     def _reap(self) -> None:
-        """Re-deliver runs whose worker went silent or whose queued message was lost; the runner's claim takes them over."""
+        """Re-deliver runs whose worker went silent or whose queued message was lost.
+
+        The runner's claim takes them over.
+        """
         for run in self.redelivery.overdue():
             self._send_run(run)
         self._resend_lost_slots()
         window = dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
         now = timezone.now()
         self._redelivered = {k: t for k, t in self._redelivered.items() if now - t < window}
-        lost = (JobRun.objects.filter(engine=ENGINE, status=RunStatus.RUNNING, heartbeat_at__lt=now - window)
-                .exclude(pk__in=list(self._redelivered)).select_related("job"))
+        lost = (
+            JobRun.objects.filter(engine=ENGINE, status=RunStatus.RUNNING, heartbeat_at__lt=now - window)
+            .exclude(pk__in=list(self._redelivered))
+            .select_related("job")
+        )
         for run in lost[:100]:
             self._redelivered[run.pk] = now  # once per stale window, not every pass
             log.warning("re-delivering a run whose worker went silent", extra={"run": run.pk, "worker": run.worker})
@@ -93,7 +98,9 @@ class BeatDelivery:
             if job is None:
                 continue  # paused, deleted or moved since
             for s in skipped_runs.settle(job, ENGINE, [slot], now):
-                log.warning("re-sending a slot whose message was lost", extra={"job": job.name, "scheduled_for": s.isoformat()})
+                log.warning(
+                    "re-sending a slot whose message was lost", extra={"job": job.name, "scheduled_for": s.isoformat()}
+                )
                 self._send(job, s)
 
     def _queue_is_empty(self, queue: str) -> bool:

@@ -39,8 +39,10 @@ class BrokerWatch:
     def lost(self, exc: BaseException) -> None:
         if self.down_since is None:
             self.down_since, self.error = timezone.now(), " ".join(str(exc).split())[:200]
-            log.warning("broker unreachable; beat pauses sending until it is back",
-                        extra={"engine": "celery", "error": self.error})
+            log.warning(
+                "broker unreachable; beat pauses sending until it is back",
+                extra={"engine": "celery", "error": self.error},
+            )
 
     def back(self) -> bool:
         """One connection attempt; True (and a log line) when the broker answers again."""

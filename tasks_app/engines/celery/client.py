@@ -39,9 +39,9 @@ import celery
 from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult, GroupResult
 
-from tasks_app.handlers.registry import KwargsError, registry
 from tasks_app.engines.celery.tasks import RESULTS, run_handler, run_handler_with_results
 from tasks_app.exceptions import TaskFailed
+from tasks_app.handlers.registry import KwargsError, registry
 
 
 # -- calls ------------------------------------------------------------------------------------
@@ -69,8 +69,15 @@ def call_with_results(handler: str, kwargs: dict | None = None) -> celery.Signat
     return run_handler_with_results.s(handler=spec.name, kwargs=kwargs)
 
 
-def submit(handler: str, kwargs: dict | None = None, *, queue: str | None = None, countdown: float | None = None,
-           eta=None, priority: int | None = None) -> str:
+def submit(
+    handler: str,
+    kwargs: dict | None = None,
+    *,
+    queue: str | None = None,
+    countdown: float | None = None,
+    eta=None,
+    priority: int | None = None,
+) -> str:
     """Send one call; the Celery task id."""
     options = {"queue": queue, "countdown": countdown, "eta": eta, "priority": priority}
     return call(handler, kwargs).apply_async(**{k: v for k, v in options.items() if v is not None}).id
@@ -107,8 +114,10 @@ def _check(calls, what: str, results_after_first: bool = False) -> None:
         if not (_with_results(sig) or (isinstance(sig, celery.Signature) and sig.task == run_handler.name)):
             raise TypeError(f"a {what} takes call(...) or call_with_results(...) signatures, not {sig!r}")
         if _with_results(sig) and not (results_after_first and position > 0):
-            raise TypeError(f"call_with_results({sig.kwargs['handler']!r}) has no results to receive "
-                            f"at position {position} of a {what}")
+            raise TypeError(
+                f"call_with_results({sig.kwargs['handler']!r}) has no results to receive "
+                f"at position {position} of a {what}"
+            )
 
 
 def _with_results(sig) -> bool:
@@ -146,8 +155,9 @@ def _value(async_result: AsyncResult, deadline: float | None, timeout: float | N
     try:
         value = async_result.get(timeout=remaining, propagate=False)
     except CeleryTimeout:
-        raise TimeoutError(f"task {async_result.id} is not done after {timeout:g} s "
-                           f"(status {async_result.state})") from None
+        raise TimeoutError(
+            f"task {async_result.id} is not done after {timeout:g} s (status {async_result.state})"
+        ) from None
     if async_result.state != "SUCCESS":
         raise TaskFailed(async_result.id, async_result.state, value)
     return value

@@ -17,12 +17,11 @@ reading these rows would not apply taskhub's slots, leader lock or misfire polic
 """
 
 from celery import current_app
-from django.db import transaction
 from django.core.checks import Error
+from django.db import transaction
 from kombu.exceptions import OperationalError
 
 from tasks_app import conf
-
 from tasks_app.engines.base import BaseEngine, EngineUnavailable
 from tasks_app.engines.celery import beat_rows
 from tasks_app.engines.celery.messages import TASK, message_kwargs, message_options, visibility_timeout
@@ -53,8 +52,9 @@ class CeleryEngine(BaseEngine):
         try:
             current_app.send_task(TASK, kwargs=kwargs, eta=run.next_attempt_at, **message_options(run.job))
         except OperationalError as exc:  # kombu's "cannot reach the broker", after its publish retries
-            raise EngineUnavailable(f"the Celery broker is unreachable ({exc}): the run stays queued "
-                                    "and is sent when the broker is back") from exc
+            raise EngineUnavailable(
+                f"the Celery broker is unreachable ({exc}): the run stays queued and is sent when the broker is back"
+            ) from exc
 
     def is_alive(self) -> bool:
         """Whether a worker answers a ping within a second."""
@@ -71,13 +71,18 @@ class CeleryEngine(BaseEngine):
         for name, (wanted, why) in CELERY_REQUIREMENTS.items():
             value = app.conf.get(name)
             if (list(value) if isinstance(value, (list, tuple, set)) else value) != wanted:
-                errors.append(Error(f"Celery setting {name} is {value!r}; taskhub needs {wanted!r}: {why}",
-                                    id="taskhub.E003"))
+                errors.append(
+                    Error(f"Celery setting {name} is {value!r}; taskhub needs {wanted!r}: {why}", id="taskhub.E003")
+                )
         visibility = visibility_timeout(app)
 
         if visibility is not None and conf.get("MAX_RETRY_DELAY_SECONDS") >= visibility:
-            errors.append(Error(
-                f"TASKHUB['MAX_RETRY_DELAY_SECONDS'] ({conf.get('MAX_RETRY_DELAY_SECONDS')}) must be below the broker's "
-                f"visibility_timeout ({visibility}): a retry waiting longer is re-delivered and runs twice",
-                id="taskhub.E004"))
+            errors.append(
+                Error(
+                    f"TASKHUB['MAX_RETRY_DELAY_SECONDS'] ({conf.get('MAX_RETRY_DELAY_SECONDS')}) "
+                    "must be below the broker's "
+                    f"visibility_timeout ({visibility}): a retry waiting longer is re-delivered and runs twice",
+                    id="taskhub.E004",
+                )
+            )
         return errors

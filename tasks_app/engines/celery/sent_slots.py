@@ -31,8 +31,11 @@ class SentSlots:
         old = [key for key, (_, at) in self.sent.items() if now - at >= grace]
         if not old:
             return []
-        received = set(JobRun.objects.filter(job_id__in={job for job, _ in old}, scheduled_for__gte=min(s for _, s in old))
-                       .values_list("job_id", "scheduled_for"))
+        received = set(
+            JobRun.objects.filter(
+                job_id__in={job for job, _ in old}, scheduled_for__gte=min(s for _, s in old)
+            ).values_list("job_id", "scheduled_for")
+        )
         waiting = [key for key in old if key not in received and now - self.sent[key][1] <= FORGET_AFTER]
         for key in set(old) - set(waiting):
             del self.sent[key]

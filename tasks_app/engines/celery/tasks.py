@@ -14,11 +14,10 @@ from celery.signals import worker_init, worker_process_init, worker_process_shut
 from django.db import connections
 from django.utils import timezone
 
-from tasks_app.runner import loop
-
 from tasks_app import runner
 from tasks_app.engines import get_engine
 from tasks_app.models import Trigger
+from tasks_app.runner import loop
 
 log = logging.getLogger("tasks_app.engines.celery.tasks")
 RESULTS = "results"  # the keyword that receives what ran before a call_with_results (client.py)
@@ -62,6 +61,7 @@ def _stop_process(**kwargs):
 
 @worker_ready.connect(dispatch_uid="taskhub_worker_ready")
 def _ready(sender=None, **kwargs):
-    log.info("worker ready", extra={"engine": "celery", "hostname": getattr(sender, "hostname", ""),
-                                    "at": timezone.now().isoformat()})
-
+    log.info(
+        "worker ready",
+        extra={"engine": "celery", "hostname": getattr(sender, "hostname", ""), "at": timezone.now().isoformat()},
+    )

@@ -8,8 +8,13 @@ class Command(BaseCommand):
     help = "Delete finished run history older than a number of days, in batches."
 
     def add_arguments(self, parser):
-        parser.add_argument("--older-than", type=int, dest="days", metavar="DAYS",
-                            help="age in days (default: TASKHUB['RUN_RETENTION_DAYS'], 30 unless set)")
+        parser.add_argument(
+            "--older-than",
+            type=int,
+            dest="days",
+            metavar="DAYS",
+            help="age in days (default: TASKHUB['RUN_RETENTION_DAYS'], 30 unless set)",
+        )
         parser.add_argument("--batch-size", type=int, default=1000)
 
     def handle(self, *args, days, batch_size, **options):

@@ -8,9 +8,11 @@ from taskhub.config import KEY_VARIABLE, ConfigError, encrypt, load_env
 
 
 class Command(BaseCommand):
-    help = (f"Print a value as enc:<token> for .secrets or the environment, encrypted with {KEY_VARIABLE}. "
-            "The value is read from standard input so it stays out of shell history: all of it "
-            "(a PEM key keeps every line), or one line typed at the prompt.")
+    help = (
+        f"Print a value as enc:<token> for .secrets or the environment, encrypted with {KEY_VARIABLE}. "
+        "The value is read from standard input so it stays out of shell history: all of it "
+        "(a PEM key keeps every line), or one line typed at the prompt."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--generate-key", action="store_true", help=f"print a new key for {KEY_VARIABLE} and exit")

@@ -8,8 +8,10 @@ from taskhub.config import load_env
 
 
 class Command(BaseCommand):
-    help = ("Make sure an admin user exists: TASKHUB_ADMIN_USER (default 'admin') with "
-            "TASKHUB_ADMIN_PASSWORD, or a generated password printed once.")
+    help = (
+        "Make sure an admin user exists: TASKHUB_ADMIN_USER (default 'admin') with "
+        "TASKHUB_ADMIN_PASSWORD, or a generated password printed once."
+    )
 
     def handle(self, *args, **options):
         env = load_env(settings.BASE_DIR)

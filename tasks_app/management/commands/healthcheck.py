@@ -9,8 +9,14 @@ class Command(BaseCommand):
     help = "Check taskhub's dependencies; exit 0 only when the required ones are healthy."
 
     def add_arguments(self, parser):
-        parser.add_argument("--check", action="append", dest="names", metavar="NAME",
-                            choices=sorted(health.CHECKS), help="only this check (repeatable); it becomes required")
+        parser.add_argument(
+            "--check",
+            action="append",
+            dest="names",
+            metavar="NAME",
+            choices=sorted(health.CHECKS),
+            help="only this check (repeatable); it becomes required",
+        )
         parser.add_argument("--json", action="store_true", help="print the same JSON as /healthz")
 
     def handle(self, *args, names=None, json=False, **options):

@@ -32,8 +32,23 @@ def _describe(spec) -> dict:
     parameters = []
     for p in spec.parameters():
         text = f"{p.name}: {p.annotation_text}" + ("" if p.required else f" = {p.default!r}")
-        parameters.append({"name": p.name, "type": p.annotation_text, "required": p.required,
-                           "default": None if p.required else p.default, "text": text})
-    return {"name": spec.name, "description": spec.description, "parameters": parameters, "timeout": spec.timeout,
-            "retries": spec.retries, "retry_backoff": spec.retry_backoff, "aliases": list(spec.aliases),
-            "module": spec.module, "example_kwargs": spec.example_kwargs()}
+        parameters.append(
+            {
+                "name": p.name,
+                "type": p.annotation_text,
+                "required": p.required,
+                "default": None if p.required else p.default,
+                "text": text,
+            }
+        )
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "parameters": parameters,
+        "timeout": spec.timeout,
+        "retries": spec.retries,
+        "retry_backoff": spec.retry_backoff,
+        "aliases": list(spec.aliases),
+        "module": spec.module,
+        "example_kwargs": spec.example_kwargs(),
+    }

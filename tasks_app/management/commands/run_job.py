@@ -4,10 +4,10 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from tasks_app.engines import request_run
 from tasks_app import conf, runner
-from tasks_app.runner import run_requests
+from tasks_app.engines import request_run
 from tasks_app.models import Job, RunStatus
+from tasks_app.runner import run_requests
 
 
 class Command(BaseCommand):
@@ -16,11 +16,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name", help="the job's name")
         parser.add_argument("--kwargs", help="a JSON object to use instead of the job's kwargs")
-        parser.add_argument("--via-engine", action="store_true",
-                            help="queue it on the job's engine (a Celery worker, the APScheduler process) and "
-                                 "wait for the outcome instead of running it here")
-        parser.add_argument("--wait", type=float, default=300, metavar="SECONDS",
-                            help="with --via-engine: how long to wait for the outcome (default 300)")
+        parser.add_argument(
+            "--via-engine",
+            action="store_true",
+            help="queue it on the job's engine (a Celery worker, the APScheduler process) and "
+            "wait for the outcome instead of running it here",
+        )
+        parser.add_argument(
+            "--wait",
+            type=float,
+            default=300,
+            metavar="SECONDS",
+            help="with --via-engine: how long to wait for the outcome (default 300)",
+        )
 
     def handle(self, *args, name, kwargs=None, via_engine=False, wait=300, **options):
         job = Job.objects.filter(name=name).first()

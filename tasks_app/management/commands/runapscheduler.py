@@ -6,19 +6,29 @@ import threading
 from django.core.management.base import BaseCommand
 
 from tasks_app import conf
-from tasks_app.engines.apscheduler.service import SchedulerService
 from tasks_app.engines.apscheduler.manager import SchedulerManager
+from tasks_app.engines.apscheduler.service import SchedulerService
 
 
 class Command(BaseCommand):
-    help = ("Run the APScheduler engine: fire and execute the jobs whose engine is 'apscheduler'. "
-            "A second instance waits as a standby and takes over when the leader dies.")
+    help = (
+        "Run the APScheduler engine: fire and execute the jobs whose engine is 'apscheduler'. "
+        "A second instance waits as a standby and takes over when the leader dies."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--workers", type=int, default=conf.get("APSCHEDULER_WORKERS"),
-                            help="threads that run fires (default %(default)s)")
-        parser.add_argument("--grace", type=float, default=conf.get("SHUTDOWN_GRACE_SECONDS"),
-                            help="seconds in-flight runs may finish after SIGTERM (default %(default)s)")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=conf.get("APSCHEDULER_WORKERS"),
+            help="threads that run fires (default %(default)s)",
+        )
+        parser.add_argument(
+            "--grace",
+            type=float,
+            default=conf.get("SHUTDOWN_GRACE_SECONDS"),
+            help="seconds in-flight runs may finish after SIGTERM (default %(default)s)",
+        )
 
     def handle(self, *args, workers, grace, **options):
         stop = threading.Event()

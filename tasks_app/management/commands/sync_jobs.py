@@ -1,13 +1,15 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks_app.models.declared import DeclarationError, sync_declared
 from tasks_app.engines import project_jobs
 from tasks_app.models import Job
+from tasks_app.models.declared import DeclarationError, sync_declared
 
 
 class Command(BaseCommand):
-    help = ("Upsert the jobs declared in TASKHUB['JOBS'] (all or nothing), then rebuild every "
-            "engine's schedule from the job table.")
+    help = (
+        "Upsert the jobs declared in TASKHUB['JOBS'] (all or nothing), then rebuild every "
+        "engine's schedule from the job table."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--prune", action="store_true", help="pause declared jobs that are no longer declared")
