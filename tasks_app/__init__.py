@@ -15,45 +15,12 @@ kwargs schema, context; no Django ORM) ← ``scheduling`` (the slot function, mi
 ``monitoring``, ``management``. ``conf`` and ``exceptions`` serve every layer.
 """
 
-from tasks_app.exceptions import (
-    DeclarationError,
-    EngineUnavailable,
-    HandlerError,
-    HandlerFailed,
-    KwargsError,
-    RunRefused,
-    ScheduleError,
-    SecretUnreadable,
-    SignatureError,
-    TaskFailed,
-    TaskhubError,
-    Unhealthy,
-    UnknownHandler,
-    Unstorable,
-)
+from tasks_app import exceptions
+from tasks_app.exceptions import *  # noqa: F403  (every taskhub exception is public, as exceptions.__all__ lists)
 from tasks_app.handlers.context import RunContext
 from tasks_app.handlers.registry import registry
 from tasks_app.handlers.specs import BaseHandler
 
 handler = registry.handler
 
-__all__ = [
-    "BaseHandler",
-    "DeclarationError",
-    "EngineUnavailable",
-    "HandlerError",
-    "HandlerFailed",
-    "KwargsError",
-    "RunContext",
-    "RunRefused",
-    "ScheduleError",
-    "SecretUnreadable",
-    "SignatureError",
-    "TaskFailed",
-    "TaskhubError",
-    "Unhealthy",
-    "UnknownHandler",
-    "Unstorable",
-    "handler",
-    "registry",
-]
+__all__ = ["BaseHandler", "RunContext", "handler", "registry", *exceptions.__all__]
