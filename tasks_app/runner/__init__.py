@@ -23,6 +23,7 @@ import random
 import time
 from concurrent.futures import CancelledError
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
@@ -53,23 +54,32 @@ def run_slot(
     try:
         run = claim(job_id, scheduled_for, engine, attempt, trigger, storable.text(task_id or "", 255))
         if run is not None:
-            run.claimed = {"worker": run.worker, "attempt": run.attempt}  # finish() is conditional on these
             with log_context(job=run.job.name, run=run.pk, engine=engine, attempt=run.attempt):
-                execute(run)
+                execute(Attempt(run, claimed={"worker": run.worker, "attempt": run.attempt}))
         return run
     finally:
         close_old_connections()
 
 
+@dataclass
+class Attempt:
+    """One claimed attempt of a run, in this process: the row, who claimed it, the handler's context."""
+
+    run: JobRun
+    claimed: dict  # the worker and attempt of the claim: the outcome is written only while they still hold
+    context: RunContext | None = None
+
+
 # -- run -------------------------------------------------------------------------------------
-def execute(run: JobRun) -> None:
+def execute(attempt: Attempt) -> None:
+    run = attempt.run
     job = run.job
     try:
         spec = job.spec
         kwargs = spec.validate_kwargs(run.kwargs)
     except (UnknownHandler, KwargsError) as exc:
-        return finish(run, Outcome(RunStatus.FAILED, error=str(exc)))
-    run.context = RunContext(
+        return finish(attempt, Outcome(RunStatus.FAILED, error=str(exc)))
+    attempt.context = RunContext(
         job_name=job.name,
         run_id=run.pk,
         scheduled_for=run.scheduled_for,
@@ -77,17 +87,17 @@ def execute(run: JobRun) -> None:
         engine=run.engine,
         logger=logging.getLogger(f"tasks_app.handlers.{spec.name}"),
     )
-    future = loop.submit(invoke(spec, kwargs, run.context, job.effective_timeout()))
-    finish(run, _wait(run, future))
+    future = loop.submit(invoke(spec, kwargs, attempt.context, job.effective_timeout()))
+    finish(attempt, _wait(attempt, future))
 
 
-def _wait(run: JobRun, future) -> Outcome:
+def _wait(attempt: Attempt, future) -> Outcome:
     beat = conf.get("HEARTBEAT_SECONDS")
     while True:
         try:
             return future.result(timeout=beat)
         except FutureTimeout:
-            if _heartbeat(run):
+            if _heartbeat(attempt):
                 future.cancel()
         except CancelledError:
             return Outcome(RunStatus.CANCELLED, reason="cancelled on request")
@@ -100,9 +110,9 @@ def _wait(run: JobRun, future) -> Outcome:
             )
 
 
-def _heartbeat(run: JobRun) -> bool:
+def _heartbeat(attempt: Attempt) -> bool:
     """Write the heartbeat and latest progress; whether a cancel was requested."""
-    context = run.context
+    run, context = attempt.run, attempt.context
     mine = JobRun.objects.filter(pk=run.pk, worker=run.worker, attempt=run.attempt, status=RunStatus.RUNNING)
     progress = storable.row(JobRun, {"progress": context.progress, "progress_message": context.progress_message})
     try:
@@ -119,9 +129,9 @@ def _heartbeat(run: JobRun) -> bool:
 
 
 # -- record ----------------------------------------------------------------------------------
-def finish(run: JobRun, outcome: Outcome) -> None:
+def finish(attempt: Attempt, outcome: Outcome) -> None:
+    run, context = attempt.run, attempt.context
     now = timezone.now()
-    context = getattr(run, "context", None)
     run.status, run.finished_at, run.error, run.reason = outcome.status, now, outcome.error, outcome.reason
     run.duration_seconds = (now - run.started_at).total_seconds() if run.started_at else None
     run.result = outcome.result
@@ -145,7 +155,7 @@ def finish(run: JobRun, outcome: Outcome) -> None:
         "heartbeat_at",
         "worker",
     ]
-    if not _write_outcome(run, {f: getattr(run, f) for f in fields}):
+    if not _write_outcome(attempt, {f: getattr(run, f) for f in fields}):
         log.warning("run was taken over by another worker; outcome discarded", extra={"run": run.pk})
         return
     status = outcome.status if run.status == RunStatus.QUEUED else run.status  # a retry; or failed to store
@@ -164,14 +174,15 @@ def finish(run: JobRun, outcome: Outcome) -> None:
     )
 
 
-def _write_outcome(run: JobRun, values: dict) -> bool:
+def _write_outcome(attempt: Attempt, values: dict) -> bool:
     """Store the outcome, escaped; one the database refuses ends the run ``failed`` with the reason.
 
     Whatever the handler did, the run does not stay ``running``: only an outage is waited out.
     """
+    run = attempt.run
     values = storable.row(JobRun, values)
     try:
-        written = _update_waiting_out_outages(run, values)
+        written = _update_waiting_out_outages(attempt, values)
     except Exception as exc:
         if storable.is_outage(exc):
             raise
@@ -189,20 +200,21 @@ def _write_outcome(run: JobRun, values: dict) -> bool:
                 "next_attempt_at": None,
                 "finished_at": values["finished_at"],
                 "duration_seconds": values["duration_seconds"],
-                **run.claimed,
+                **attempt.claimed,
             },
         )
-        written = _update_waiting_out_outages(run, values)
+        written = _update_waiting_out_outages(attempt, values)
     for name, value in values.items():
         setattr(run, name, value)
     return written
 
 
-def _update_waiting_out_outages(run: JobRun, values: dict) -> bool:
+def _update_waiting_out_outages(attempt: Attempt, values: dict) -> bool:
+    run = attempt.run
     deadline = time.monotonic() + conf.get("OUTCOME_RETRY_SECONDS")
     while True:
         try:
-            return bool(JobRun.objects.filter(pk=run.pk, **run.claimed).update(**values))
+            return bool(JobRun.objects.filter(pk=run.pk, **attempt.claimed).update(**values))
         except DatabaseError as exc:
             if not storable.is_outage(exc) or time.monotonic() > deadline:
                 raise
