@@ -85,7 +85,7 @@ class Soak:
         if migrate.returncode:
             (self.log_dir / "migrate.log").write_text(migrate.stdout + migrate.stderr)
             raise common.BenchError(f"migrate failed (exit {migrate.returncode}); see {self.log_dir}")
-        os.environ.update({k: v for k, v in self.env.items() if k.startswith((common.OURS, "SOAK_"))})
+        os.environ.update({k: v for k, v in self.env.items() if k.startswith((*common.OURS, "SOAK_"))})
         os.environ["TASKHUB_LOG_LEVEL"] = "WARNING"
         import django
 

@@ -52,7 +52,7 @@ def test_a_delayed_retry_held_by_a_killed_worker_is_sent_again_and_runs_once(mak
     assert wait_for(lambda: "ready" in processes.output(worker), timeout=60)
     run = queued_retry(make_job(engine="celery", kwargs={"x": 2, "y": 3}), due_in=4)
     due = run.next_attempt_at
-    get_engine("celery").deliver(run, eta=due)
+    get_engine("celery").deliver(run)  # with its next_attempt_at: Celery holds it until then
     assert wait_for(lambda: "received" in processes.output(worker), timeout=30)
     os.killpg(worker.pid, signal.SIGKILL)  # its unacknowledged message waits out the visibility timeout (2 h)
     worker.wait()

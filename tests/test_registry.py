@@ -20,6 +20,7 @@ import pytest
 from pydantic import Field
 
 import tasks_app.handlers.registry as registry_module
+from tasks_app import RunContext
 from tasks_app.handlers.registry import (
     BaseHandler,
     HandlerError,
@@ -198,7 +199,7 @@ def test_class_handler_name_attribute_and_decorator_options_win(reg):
         name = "net.ping"
         timeout = 10
 
-        async def run(self, *, host: str = "localhost", context) -> str:
+        async def run(self, *, host: str = "localhost", context: RunContext) -> str:
             return f"{host} {context}"
 
     reg.handler(timeout=3, description="Ping a host")(Ping)
@@ -326,7 +327,7 @@ def test_unregister_and_clear(reg):
 
 def test_takes_context(reg):
     @reg.handler
-    async def with_context(x: int, context):
+    async def with_context(x: int, context: RunContext):
         return (x, context)
 
     @reg.handler
@@ -361,7 +362,7 @@ async def everything(
     odd: int = None,  # a default that does not fit its type
     since: datetime = datetime(2030, 1, 1, tzinfo=UTC),
     *,
-    context,
+    context: RunContext,
 ):
     """Takes every supported type."""
     return locals()

@@ -134,8 +134,6 @@ class Job(models.Model):
         self.full_clean()
         super().save(*args, **kwargs)
 
-    # -- schedule ------------------------------------------------------------------------
-
     def clean_fields(self, exclude=None):
         """Django's field checks, after refusing what they would get wrong: text Postgres cannot
         store (a NUL, a surrogate), and fractions Django would round (1.5 into 1).
@@ -232,6 +230,7 @@ class Job(models.Model):
         what is wrong in words, and the database enforces them all the same. (Django would spend
         a query on each, on every save; ``test_every_check_constraint_has_a_validator`` holds this.)"""
 
+    # -- schedule ------------------------------------------------------------------------
     def next_fire_times(self, count: int, after: dt.datetime | None = None) -> list[dt.datetime]:
         """The next ``count`` fire times strictly after ``after`` (default: now), UTC-aware.
 
