@@ -37,17 +37,16 @@ def start_leader(processes):
     return proc
 
 
-def test_interval_cron_and_one_off_jobs_fire_and_are_recorded(make_job, processes):
+def test_interval_and_one_off_jobs_fire_and_are_recorded(make_job, processes):
+    # Cron takes the same path through the trigger (test_both_engines_report_the_same_fire_times_across_dst
+    # compares it with the slot function); waiting for a whole minute would prove no more.
     every_second = aps_job(make_job, schedule_type="interval", interval_seconds=1, kwargs={"x": 1, "y": 1})
-    cron = aps_job(make_job, schedule_type="cron", cron_expression="* * * * *", kwargs={"x": 2, "y": 2})
     once = aps_job(
         make_job, schedule_type="once", run_at=timezone.now() + dt.timedelta(seconds=4), kwargs={"x": 3, "y": 3}
     )
     start_leader(processes)
     assert wait_for(lambda: len(runs(every_second, status="succeeded")) >= 3)
     assert wait_for(lambda: runs(once, status="succeeded"))
-    next_minute = (timezone.now() + dt.timedelta(minutes=1)).replace(second=0, microsecond=0)
-    assert wait_for(lambda: runs(cron, status="succeeded", scheduled_for__gte=next_minute), timeout=90)
     [ran] = runs(once)
     assert (ran.scheduled_for, ran.result, ran.engine) == (once.run_at, 6, "apscheduler")
     ticks = [r.scheduled_for for r in runs(every_second)]
