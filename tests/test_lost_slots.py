@@ -1,8 +1,11 @@
 """A slot the APScheduler store let pass without a run (its leader died before the claim
 committed) is fired, or recorded as skipped, by the next leader — found by the chaos soak
-(``bench/soak_repro_lost_slot.py apscheduler`` reproduces it with real processes)."""
+(``bench/soak_repro_lost_slot.py apscheduler`` reproduces it with real processes). And a slot
+beat sent whose worker died before the claim, when the beat leader died within its re-send
+grace, is re-sent by the next beat leader (the real-process version is in test_lost_deliveries.py)."""
 
 import datetime as dt
+import itertools
 
 import pytest
 from django.utils import timezone
@@ -63,3 +66,50 @@ def test_without_coalesce_each_lost_slot_within_grace_runs(make_job):
     assert catch_up_lost_slots(manager) == 3
     assert [slot for _, slot in manager.fired] == [tick(10, 4), tick(10, 3), tick(10, 2)]
     assert all(job_id == job.pk for job_id, _ in manager.fired)
+
+
+# -- beat: a slot sent by a leader that died before its re-send grace -----------------------------
+@pytest.fixture
+def broker():
+    """The test Redis as beat's broker, emptied; beat here is an object the test drives, not a process."""
+    import redis
+
+    from tests.services import REDIS_URL, require
+
+    require(REDIS_URL, "Redis")
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    return REDIS_URL
+
+
+def last_slots_of(job, count: int) -> list[dt.datetime]:
+    now = timezone.now()
+    start = now - dt.timedelta(seconds=job.interval_seconds * (count + 1))
+    return list(itertools.takewhile(lambda slot: slot <= now, job.iter_fire_times(after=start)))[-count:]
+
+
+@pytest.mark.timeout(60)
+def test_a_new_beat_leader_re_sends_a_slot_below_the_last_run_that_its_predecessor_sent_and_lost(
+        make_job, taskhub_settings, broker):
+    """The soak's lost slots: beat sent the slot, the worker holding it was killed before its claim,
+    a later slot ran on another worker, and the beat leader died before its re-send grace was over.
+    Its note of the sent slot died with it; the new leader's catch-up starts at the last run."""
+    from taskhub.celery import app
+    from tasks_app.engines.beat import TaskhubScheduler
+    from tests.test_lost_deliveries import queued_slots
+
+    taskhub_settings(REDELIVER_AFTER_SECONDS=5)
+    job = make_job(engine="celery", schedule_type="interval", interval_seconds=10)
+    edited, before, lost, last = last_slots_of(job, 4)
+    Job.objects.filter(pk=job.pk).update(updated_at=edited + dt.timedelta(seconds=1))  # slots before it are not owed
+    for slot in (before, last):
+        JobRun.objects.create(job=job, engine="celery", scheduled_for=slot, status="succeeded")
+
+    beat = TaskhubScheduler(app=app)
+    try:
+        beat._load_all()  # as on taking the lead
+        beat._reap()  # its first pass: the lost slot's grace is over and its queue is empty
+        sent = queued_slots(broker)
+    finally:
+        beat.close()
+    assert lost.isoformat() in sent, sent
+    assert not {edited.isoformat(), before.isoformat(), last.isoformat()} & set(sent)
