@@ -15,6 +15,7 @@ from tasks_app.engines.apscheduler import store_id
 from tasks_app.engines.aps_service import catch_up_lost_slots
 from tasks_app.engines.quarantine import Quarantine
 from tasks_app.models import Job, JobRun
+from tests.private_redis import private_redis  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -69,16 +70,16 @@ def test_without_coalesce_each_lost_slot_within_grace_runs(make_job):
 
 
 # -- beat: a slot sent by a leader that died before its re-send grace -----------------------------
-@pytest.fixture
-def broker():
-    """The test Redis as beat's broker, emptied; beat here is an object the test drives, not a process."""
-    import redis
+def beat_on(broker_url: str, monkeypatch):
+    """Taskhub's beat scheduler as an object the test drives (no process), sending to ``broker_url``."""
+    from celery import Celery
 
-    from tests.services import REDIS_URL, require
+    from tasks_app.engines.beat import TaskhubScheduler
 
-    require(REDIS_URL, "Redis")
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    return REDIS_URL
+    monkeypatch.setenv("CELERY_BROKER_URL", broker_url)  # Celery reads it before its settings
+    app = Celery("taskhub")
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    return TaskhubScheduler(app=app)
 
 
 def last_slots_of(job, count: int) -> list[dt.datetime]:
@@ -89,27 +90,25 @@ def last_slots_of(job, count: int) -> list[dt.datetime]:
 
 @pytest.mark.timeout(60)
 def test_a_new_beat_leader_re_sends_a_slot_below_the_last_run_that_its_predecessor_sent_and_lost(
-        make_job, taskhub_settings, broker):
+        make_job, taskhub_settings, private_redis, monkeypatch):
     """The soak's lost slots: beat sent the slot, the worker holding it was killed before its claim,
     a later slot ran on another worker, and the beat leader died before its re-send grace was over.
     Its note of the sent slot died with it; the new leader's catch-up starts at the last run."""
-    from taskhub.celery import app
-    from tasks_app.engines.beat import TaskhubScheduler
     from tests.test_lost_deliveries import queued_slots
 
-    taskhub_settings(REDELIVER_AFTER_SECONDS=5)
-    job = make_job(engine="celery", schedule_type="interval", interval_seconds=10)
-    edited, before, lost, last = last_slots_of(job, 4)
+    taskhub_settings(REDELIVER_AFTER_SECONDS=7)  # it looks 3 graces below the last run: 4 slots here
+    job = make_job(engine="celery", schedule_type="interval", interval_seconds=5)
+    edited, lost, received, last = last_slots_of(job, 4)
     Job.objects.filter(pk=job.pk).update(updated_at=edited + dt.timedelta(seconds=1))  # slots before it are not owed
-    for slot in (before, last):
+    for slot in (received, last):
         JobRun.objects.create(job=job, engine="celery", scheduled_for=slot, status="succeeded")
 
-    beat = TaskhubScheduler(app=app)
+    beat = beat_on(private_redis.url, monkeypatch)
     try:
         beat._load_all()  # as on taking the lead
-        beat._reap()  # its first pass: the lost slot's grace is over and its queue is empty
-        sent = queued_slots(broker)
+        beat._reap()  # its first pass: the lost slot's grace (7 s) is over and its queue is empty
+        sent = queued_slots(private_redis.url)
     finally:
         beat.close()
     assert lost.isoformat() in sent, sent
-    assert not {edited.isoformat(), before.isoformat(), last.isoformat()} & set(sent)
+    assert not {edited.isoformat(), received.isoformat(), last.isoformat()} & set(sent)

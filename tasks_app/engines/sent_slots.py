@@ -17,6 +17,9 @@ from tasks_app import conf
 from tasks_app.models import JobRun
 
 FORGET_AFTER = dt.timedelta(hours=1)  # a slot still waiting behind a backlog this long is left to it
+# How far below a job's last run a new leader looks for slots with no run, in re-send graces: the
+# old leader re-sent older ones itself unless a backlog kept them waiting (and cron slots cost ~0.2 ms each).
+INHERIT_GRACES = 3
 
 
 class SentSlots:
@@ -27,11 +30,14 @@ class SentSlots:
         self.sent[(job_id, slot)] = (queue, now or timezone.now())
 
     def inherit(self, jobs, last: dict, now: dt.datetime | None = None) -> int:
-        """Note the slots a previous leader may have sent and lost: each job's slots below its ``last``
-        recorded one (and after its last edit, within ``FORGET_AFTER``) that have no run row, as sent at
-        their own time. Its own notes died with it, and a take-over's catch-up starts at the last run."""
+        """Note the slots a previous leader may have sent and lost: each job's slots shortly below its ``last``
+        recorded one (after its last edit) that have no run row, as sent at their own time. Its own notes
+        died with it, and a take-over's catch-up starts at the last run. Returns how many it noted."""
         now = now or timezone.now()
-        since = {job.pk: max(job.updated_at, now - FORGET_AFTER) for job in jobs if job.pk in last}
+        look_back = INHERIT_GRACES * dt.timedelta(seconds=conf.get("REDELIVER_AFTER_SECONDS"))
+        since = {job.pk: max(job.updated_at, last[job.pk] - look_back, now - FORGET_AFTER)
+                 for job in jobs if job.pk in last}
+        since = {pk: at for pk, at in since.items() if at < last[pk]}
         if not since:
             return 0
         received = set(JobRun.objects.filter(job_id__in=since, scheduled_for__gt=min(since.values()))
