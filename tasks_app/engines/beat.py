@@ -18,7 +18,7 @@ but replaces what users of the stock one fight:
   missed and records the skipped ones; while leading it re-delivers runs whose worker
   stopped sending heartbeats, queued runs whose delivery was lost (``redelivery.py``) and
   slots whose message vanished before a worker got it (``sent_slots.py``; a new leader
-  inherits the slots below each job's last run that have no run row); and it writes a
+  inherits the slots shortly below each job's last run that have no run row); and it writes a
   heartbeat that ``/healthz`` reports.
 - **A broker outage pauses it, never ends it.** A send that fails with a broker error stops
   sending (``broker_watch.py``: one log line, "paused" in the heartbeat) while it keeps the lead;
