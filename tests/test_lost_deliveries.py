@@ -240,3 +240,59 @@ def test_a_sent_slot_is_lost_only_without_a_run_after_the_grace_and_with_its_que
     assert list(sent.sent) == [(job.pk, missing)]  # still noted: it is asked about again
     assert sent.lost(queue_is_empty(True), now=t0 + dt.timedelta(seconds=70)) == [(job.pk, missing)]
     assert sent.sent == {}
+
+
+def received_slot(output: str) -> str | None:
+    """The ``scheduled_for`` of the last message a worker's log says it received."""
+    import re
+
+    found = re.findall(r"received.*?'scheduled_for': '([^']+)'", output)
+    return found[-1] if found else None
+
+
+def test_a_slot_held_by_a_killed_worker_is_sent_by_the_next_beat_leader_when_the_first_died_within_grace(
+    make_job, processes, private_redis
+):
+    """What the soak found: beat sends slot S; the worker holding S dies before its claim commits; a later
+    slot runs on another worker; the beat leader dies before its re-send grace is over. The standby that
+    takes over owes S (its predecessor's note of S died with it)."""
+    import psycopg
+    from django.db import connection
+
+    env = {
+        "TASKHUB_REDELIVER_AFTER_SECONDS": "15",  # longer than the steps below take before the leader dies
+        "CELERY_BROKER_URL": private_redis.url,
+    }
+    job = make_job(engine="celery", schedule_type="interval", interval_seconds=2, kwargs={"x": 1, "y": 2})
+    leader = processes.beat(**env)
+    assert wait_for(lambda: "beat is leader" in processes.output(leader), timeout=60), processes.output(leader)[-3000:]
+    standby = processes.beat(**env)
+    workers = [processes.worker(concurrency=1, CELERY_BROKER_URL=private_redis.url) for _ in range(2)]
+    assert wait_for(lambda: JobRun.objects.filter(job=job, status="succeeded").exists(), timeout=60)
+
+    def blocked_slot(worker):  # the slot it received and has not claimed: its claim waits for the row lock
+        slot = received_slot(processes.output(worker))
+        return slot if slot and not JobRun.objects.filter(job=job, scheduled_for=slot).exists() else None
+
+    params = {k: v for k, v in connection.get_connection_params().items() if k not in ("cursor_factory", "context")}
+    with psycopg.connect(**params) as locker:  # every claim of the job waits, as on a loaded database
+        locker.execute("SELECT 1 FROM tasks_app_job WHERE id = %s FOR UPDATE", [job.pk])
+        assert wait_for(lambda: all(blocked_slot(w) for w in workers), timeout=30), [
+            processes.output(w)[-2000:] for w in workers
+        ]
+        slot, holder = min((blocked_slot(w), w) for w in workers)
+        os.killpg(holder.pid, signal.SIGKILL)  # its message waits in Redis' unacked set for the visibility timeout
+        holder.wait()
+        locker.rollback()
+    lost = dt.datetime.fromisoformat(slot)
+    assert wait_for(lambda: JobRun.objects.filter(job=job, scheduled_for__gt=lost).exists(), timeout=30)
+    os.killpg(leader.pid, signal.SIGKILL)
+    leader.wait()
+    assert not JobRun.objects.filter(job=job, scheduled_for=lost).exists()
+    assert "re-sending a slot" not in processes.output(leader)  # it died before its own re-send
+
+    assert wait_for(
+        lambda: JobRun.objects.filter(job=job, scheduled_for=lost, status="succeeded").exists(), timeout=60
+    ), processes.output(standby)[-3000:]
+    resent = [line for line in processes.output(standby).splitlines() if "re-sending a slot" in line]
+    assert [slot in line for line in resent] == [True], (slot, resent)

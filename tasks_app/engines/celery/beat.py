@@ -17,7 +17,8 @@ but replaces what users of the stock one fight:
 - **Nothing lost.** On becoming leader it applies each job's misfire policy to the slots it
   missed and records the skipped ones; while leading it re-delivers runs whose worker
   stopped sending heartbeats, queued runs whose delivery was lost (``redelivery.py``) and
-  slots whose message vanished before a worker got it (``sent_slots.py``); and it writes a
+  slots whose message vanished before a worker got it (``sent_slots.py``; a new leader
+  inherits the slots shortly below each job's last run that have no run row); and it writes a
   heartbeat that ``/healthz`` reports.
 - **A broker outage pauses it, never ends it.** A send that fails with a broker error stops
   sending (``broker_watch.py``: one log line, "paused" in the heartbeat) while it keeps the lead;
@@ -169,12 +170,15 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
         now = self.now()
         for job in jobs:
             self._schedule(job, lambda: self._catch_up(job, last.get(job.pk), now))
+        # Slots below a job's last run whose message a dead leader's worker took with it: the reaper owes them.
+        inherited = self.sent_slots.inherit(list(self.jobs.values()), last, now)
         log.info(
             "beat loaded jobs",
             extra={
                 "engine": ENGINE,
                 "jobs": len(self.jobs),
                 "skipped": len(jobs) - len(self.jobs),
+                "unrecorded_slots": inherited,
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
