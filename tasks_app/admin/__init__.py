@@ -1,6 +1,6 @@
 """The Django admin: the product's main UI for jobs, their runs and the API clients.
 
-``jobs`` registers the job and run pages, ``actions`` their bulk actions, ``views`` the
+``jobs`` registers the job pages and ``runs`` the run history, ``actions`` their bulk actions, ``views`` the
 buttons' URLs (run now, pause, resume) and what the pages poll, ``display`` the list filters
 and small HTML helpers, ``dashboard`` the index page's panels, ``forms`` the job form (widgets
 and help only: validation is the model's), ``api_clients`` the API client pages, and
@@ -10,4 +10,11 @@ What it is not: it validates nothing itself and never calls an engine's internal
 goes through the models, the runner's requests and ``engines.request_run``.
 """
 
-from tasks_app.admin import api_clients, engines, jobs  # noqa: F401  (registers the admin pages)
+from django.contrib import admin
+
+from tasks_app.admin import api_clients, jobs, runs  # noqa: F401  (registers the admin pages)
+from tasks_app.admin import dashboard as admin_dashboard
+from tasks_app.admin import engines as admin_engines
+
+admin_dashboard.install(admin.site)  # the operator's dashboard on the admin index
+admin_engines.lock_down(admin.site)  # the engines' own pages: superuser only

@@ -1,9 +1,9 @@
-"""The admin: the product's main UI for jobs and their run history.
+"""The job pages of the admin: the product's main UI for jobs.
 
-What it is: the registrations of ``Job`` and ``JobRun`` and their ``ModelAdmin`` classes. The
+What it is: the registration of ``Job`` and its ``ModelAdmin`` (runs: ``runs.py``). The
 filters and HTML helpers (badges, progress bars, times in a job's zone) live in
-``admin_display.py``, the actions in ``actions.py``, the job form in ``forms.py``, the extra URLs
-in ``admin_views.py`` and the page additions in ``templates/admin/tasks_app/``.
+``display.py``, the actions in ``actions.py``, the job form in ``forms.py``, the extra URLs
+in ``views.py`` and the page additions in ``templates/admin/tasks_app/``.
 
 What it is not: no validation (``Job.clean`` does it) and no bulk ``update()`` (the
 ``JobQuerySet`` methods do it, bumping the change marker). The job list reads each job's
@@ -18,35 +18,25 @@ from django.utils.html import format_html
 
 from tasks_app.admin import actions
 from tasks_app.admin import dashboard as admin_dashboard
-from tasks_app.admin import engines as admin_engines
 from tasks_app.admin import views as admin_views
 from tasks_app.admin.display import (
     EMPTY,
     LIVE,
     HandlerFilter,
     LastStatusFilter,
-    attempts_table,
     broken_badge,
-    duration,
-    error_block,
     fire_preview,
     handler_label,
-    job_link,
-    json_block,
     list_time,
-    live_progress,
     next_fire,
-    progress_bar,
     recent_run_row,
     run_link,
-    run_time,
     status_badge,
 )
 from tasks_app.admin.forms import JobForm
-from tasks_app.models import Job, JobRun, RunStatus
+from tasks_app.models import Job, JobRun
 from tasks_app.scheduling.describe import describe_schedule
 
-# -- jobs ------------------------------------------------------------------------------------
 SAVED_ONLY = {"schedule_in_words", "next_fire_preview", "created_at", "updated_at", "declared_in_code"}
 
 
@@ -205,154 +195,3 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="Next 5 fire times")
     def next_fire_preview(self, job):
         return fire_preview(job, 5)
-
-
-# -- runs ------------------------------------------------------------------------------------
-@admin.register(JobRun)
-class JobRunAdmin(admin.ModelAdmin):
-    """Run history, read-only: runs are written by the runner and removed by retention."""
-
-    list_display = (
-        "run_id",
-        "job_link",
-        "status_column",
-        "trigger",
-        "engine",
-        "scheduled",
-        "started",
-        "run_duration",
-        "attempt",
-        "worker",
-        "running_progress",
-    )
-    list_display_links = ("run_id",)
-    empty_value_display = EMPTY
-    list_filter = ("status", "engine", "trigger", ("job", admin.RelatedOnlyFieldListFilter))
-    list_select_related = ("job",)
-    show_full_result_count = False  # history grows large: spare a second COUNT(*) of the whole table
-    date_hierarchy = "scheduled_for"
-    search_fields = ("job__name", "error")
-    actions = [actions.cancel, actions.retry]
-    fieldsets = [
-        (
-            None,
-            {
-                "fields": [
-                    "job_link",
-                    "live_status",
-                    "live_progress",
-                    "trigger",
-                    "engine",
-                    "scheduled_in_zone",
-                    "reason",
-                ]
-            },
-        ),
-        ("Timing", {"fields": ["created", "started_in_zone", "finished", "run_duration", "heartbeat", "next_attempt"]}),
-        ("Input and outcome", {"fields": ["kwargs_json", "result_json", "error_text"]}),
-        (
-            "Attempts",
-            {
-                "fields": [
-                    "attempt",
-                    "worker",
-                    "earlier_attempts",
-                    "duplicate_claims",
-                    "cancel_requested",
-                    "celery_task_id",
-                ]
-            },
-        ),
-    ]
-    readonly_fields = (
-        "run_id",
-        "job_link",
-        "live_status",
-        "live_progress",
-        "run_duration",
-        "kwargs_json",
-        "result_json",
-        "error_text",
-        "earlier_attempts",
-        "scheduled_in_zone",
-        "created",
-        "started_in_zone",
-        "finished",
-        "heartbeat",
-        "next_attempt",
-    )
-
-    scheduled, started = run_time("scheduled_for", "Scheduled for"), run_time("started_at", "Started at")
-    scheduled_in_zone = run_time("scheduled_for", "Scheduled for", with_utc=True)
-    started_in_zone = run_time("started_at", "Started at", with_utc=True)
-    created = run_time("created_at", "Created at", with_utc=True)
-    finished = run_time("finished_at", "Finished at", with_utc=True)
-    heartbeat = run_time("heartbeat_at", "Last heartbeat", with_utc=True)
-    next_attempt = run_time("next_attempt_at", "Next attempt at", with_utc=True)
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("job")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_run_job_permission(self, request):
-        return request.user.has_perm(f"{self.opts.app_label}.run_job")
-
-    def get_urls(self):
-        progress = self.admin_site.admin_view(partial(admin_views.run_progress, model_admin=self))
-        return [path("<path:object_id>/progress/", progress, name="tasks_app_jobrun_progress"), *super().get_urls()]
-
-    @admin.display(description="Run", ordering="pk")
-    def run_id(self, run):
-        return f"#{run.pk}"
-
-    @admin.display(description="Job", ordering="job__name")
-    def job_link(self, run):
-        return job_link(run.job_id, run.job.name)
-
-    @admin.display(description="Status", ordering="status")
-    def status_column(self, run):
-        return status_badge(run.status)
-
-    @admin.display(description="Duration", ordering="duration_seconds")
-    def run_duration(self, run):
-        return duration(run.duration_seconds)
-
-    @admin.display(description="Progress")
-    def running_progress(self, run):
-        return progress_bar(run) if run.status == RunStatus.RUNNING else ""
-
-    @admin.display(description="Status")
-    def live_status(self, run):
-        return format_html('<span id="run-status">{}</span>', status_badge(run.status))
-
-    @admin.display(description="Progress")
-    def live_progress(self, run):
-        return live_progress(run)
-
-    @admin.display(description="kwargs")
-    def kwargs_json(self, run):
-        return json_block(run.kwargs)
-
-    @admin.display(description="Result")
-    def result_json(self, run):
-        return EMPTY if run.result is None else json_block(run.result)
-
-    @admin.display(description="Error")
-    def error_text(self, run):
-        return error_block(run.error)
-
-    @admin.display(description="Earlier attempts")
-    def earlier_attempts(self, run):
-        return attempts_table(run.attempts)
-
-
-admin_dashboard.install(admin.site)  # the operator's dashboard on the admin index
-admin_engines.lock_down(admin.site)  # the engines' own pages: superuser only
