@@ -237,13 +237,20 @@ def flush_redis(*urls: str) -> None:
         redis.Redis.from_url(url).flushdb()
 
 
-def broker_backlog(client, queue: str = "default") -> int:
-    """Messages of ``queue`` waiting or delivered but not yet acknowledged (kombu's Redis layout)."""
+def broker_backlog(client, queue: str = "default", unacked_within: float | None = None) -> int:
+    """Messages of ``queue`` waiting or delivered but not yet acknowledged (kombu's Redis layout).
+
+    With ``unacked_within``, only messages delivered in the last that many seconds count as
+    unacknowledged: a live worker acknowledges a message when its run ends, while one a killed
+    worker held stays in ``unacked`` until the visibility timeout (hours) and never drains.
+    """
     waiting = 0
     for key in client.scan_iter(match=f"{queue}*", count=1000):
         if client.type(key) == b"list":
             waiting += client.llen(key)
-    return waiting + client.hlen("unacked")
+    if unacked_within is None:
+        return waiting + client.hlen("unacked")
+    return waiting + client.zcount("unacked_index", time.time() - unacked_within, "+inf")
 
 
 # -- processes ---------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from bench.soak_jobs import Jobs, job_specs, now
 from bench.soak_services import PrivatePostgres, PrivateRedis
 
 DATABASE = "taskhub_soak"
+IN_FLIGHT = 60.0  # seconds: longer than any soak run takes, so a live worker has acknowledged by then
 DRAIN_CAP = 100.0  # > STALE_AFTER_SECONDS (60) + beat's reap period (10): lost runs are taken over
 
 
@@ -131,7 +132,9 @@ class Soak:
             faults.run_later()
             faults.watch()
             open_runs = JobRun.objects.filter(status__in=["queued", "running"]).exists()
-            if not open_runs and common.broker_backlog(broker) == 0:
+            # Runs still open are counted by their rows (a retry's delayed message included); of the
+            # unacknowledged messages only recent ones may still run: a killed worker's never drain.
+            if not open_runs and common.broker_backlog(broker, unacked_within=IN_FLIGHT) == 0:
                 break
             time.sleep(1)
         faults.say("drained" if time.monotonic() < deadline else f"drain stopped after {DRAIN_CAP:g} s")
