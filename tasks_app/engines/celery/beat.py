@@ -224,8 +224,10 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
         self.fired.pop(job_id, None)
         self.generation[job_id] = self.generation.get(job_id, 0) + 1  # its heap entries go stale
 
-    def _push(self, job: Job) -> None:
-        upcoming = next(job.iter_fire_times(after=self.fired.get(job.pk) or self.now()), None)
+    def _push(self, job: Job, upcoming: dt.datetime | None = None) -> None:
+        """Put the job's next slot (``upcoming`` when the caller already has it) on the heap."""
+        if upcoming is None:
+            upcoming = next(job.iter_fire_times(after=self.fired.get(job.pk) or self.now()), None)
         generation = self.generation[job.pk] = self.generation.get(job.pk, 0) + 1
         if upcoming is not None:
             heapq.heappush(self.heap, (upcoming, job.pk, generation))
@@ -237,16 +239,19 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
             job = self.jobs.get(job_id)
             if job is None or generation != self.generation.get(job_id):
                 continue  # edited, paused or deleted since it was pushed
-            due, owed = [], [slot]
+            due, owed, upcoming = [], [slot], None
             with self.quarantine.guard(job):
-                # A stalled loop owes several slots: one misfire decision over all of them (coalesce).
-                owed += misfire.missed_slots(job, slot, now)
+                upcoming = next(job.iter_fire_times(after=slot), None)
+                if upcoming is not None and upcoming <= now:
+                    # A stalled loop owes several slots: one misfire decision over all of them (coalesce).
+                    owed += misfire.missed_slots(job, slot, now)
+                    upcoming = None  # the push finds the one after the last owed
                 due = skipped_runs.settle(job, ENGINE, owed, now)
             for s in due:
                 self._send(job, s)
             self.fired[job_id] = owed[-1]
             with self.quarantine.guard(job):
-                self._push(job)
+                self._push(job, upcoming)  # on time, the slot after this one is computed once, here
                 continue
             self._forget(job_id)
 
