@@ -10,15 +10,19 @@ worker stays in ``test_celery_engine.py``.
 """
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from taskhub.celery import app
 from tasks_app.engines.celery.beat import TaskhubScheduler
 from tasks_app.engines.celery.messages import message_options
 from tasks_app.engines.listener import ChangeListener
 from tasks_app.models import Job, JobRun
+from tasks_app.scheduling.misfire import plan
 from tests.test_poison import POISON, poison
 
 pytestmark = pytest.mark.django_db
@@ -277,3 +281,29 @@ def test_a_loop_that_stalled_skips_the_slots_past_grace_and_sends_the_rest(make_
     assert beat.tick_at(at(35)) == [(job.pk, at(30))]  # 5 s late: within grace
     assert skipped(job) == [(at(10), "misfire"), (at(20), "misfire")]
     assert beat.tick_at(at(40)) == [(job.pk, at(40))]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    interval=st.integers(1, 30),
+    grace=st.integers(0, 90),
+    coalesce=st.booleans(),
+    stall=st.integers(0, 240),
+)
+def test_whatever_the_stall_beat_fires_and_skips_what_the_misfire_policy_plans(
+    make_job, monkeypatch, interval, grace, coalesce, stall
+):
+    """The family behind the coalesce fix: beat's loop must never decide a late slot differently from
+    ``misfire.plan`` (which the APScheduler engine applies too), however long it stalled."""
+    monkeypatch.setattr(ChangeListener, "open", classmethod(lambda cls, using="default": None))
+    job = every(make_job, interval, misfire_grace_seconds=grace, coalesce=coalesce)
+    stepped = SteppedBeat(T0)
+    try:
+        stepped.tick_at(T0)
+        resumed = at(stall) + dt.timedelta(microseconds=500)  # between ticks, never on one
+        owed = list(itertools.takewhile(lambda t: t <= resumed, job.iter_fire_times(after=T0)))
+        fire, skip = plan(job, owed, resumed)
+        assert of(job, stepped.tick_at(resumed)) == fire
+        assert [(s, reason.split(":")[0]) for s, reason in skip] == skipped(job)
+    finally:
+        stepped.close()
