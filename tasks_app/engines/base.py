@@ -65,15 +65,25 @@ class BaseEngine(ABC):
     def execute(self, job_id: int, scheduled_for, *, attempt: int = 1, trigger: str = Trigger.SCHEDULE, **options):
         """Run one slot here through the runner; a retry it leaves queued goes back to ``deliver``."""
         run = runner.run_slot(job_id, scheduled_for, self.name, attempt=attempt, trigger=trigger, **options)
-        if run is not None and run.status == RunStatus.QUEUED and run.next_attempt_at:
-            try:
-                self.deliver(run)
-            except EngineUnavailable as exc:  # it stays queued: the scheduler hands it over later
-                log.warning(
-                    "retry not delivered; it stays queued",
-                    extra={"run": run.pk, "engine": self.name, "error": str(exc)},
-                )
+        self._deliver_retries([run])
         return run
+
+    def execute_many(self, slots: list) -> list:
+        """Run many ``runner.Slot``s here side by side (one claim); each slot's run, or ``None``."""
+        runs = runner.run_slots(slots, self.name) if slots else []
+        self._deliver_retries(runs)
+        return runs
+
+    def _deliver_retries(self, runs) -> None:
+        for run in runs:
+            if run is not None and run.status == RunStatus.QUEUED and run.next_attempt_at:
+                try:
+                    self.deliver(run)
+                except EngineUnavailable as exc:  # it stays queued: the scheduler hands it over later
+                    log.warning(
+                        "retry not delivered; it stays queued",
+                        extra={"run": run.pk, "engine": self.name, "error": str(exc)},
+                    )
 
     def is_alive(self) -> bool:
         """Whether something will execute a delivered run now."""

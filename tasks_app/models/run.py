@@ -34,6 +34,12 @@ class JobRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     duplicate_claims = models.PositiveIntegerField(default=0, help_text="Later claims of this slot that did not run.")
+    lane = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Which of the job's max_running places a running run holds; empty once it ends.",
+    )
 
     class Meta:
         ordering = ["-scheduled_for"]
@@ -45,6 +51,11 @@ class JobRun(models.Model):
                 condition=Q(status=RunStatus.QUEUED, trigger=Trigger.RUN_NOW),
                 name="jobrun_one_queued_run_now",
             ),
+            # A run holds one of its job's ``max_running`` lanes while it runs: the database refuses a
+            # second holder, so the one-statement claim needs no lock to keep the limit.
+            models.UniqueConstraint(
+                fields=["job", "lane"], condition=Q(lane__isnull=False), name="jobrun_one_run_per_lane"
+            ),
             models.CheckConstraint(condition=in_choices("status", RunStatus), name="jobrun_status_known"),
             models.CheckConstraint(condition=in_choices("trigger", Trigger), name="jobrun_trigger_known"),
         ]
@@ -52,6 +63,7 @@ class JobRun(models.Model):
             models.Index(fields=["status", "created_at"], name="jobrun_status_created"),
             models.Index(fields=["created_at"], name="jobrun_created"),
             models.Index(fields=["job", "-created_at"], name="jobrun_job_recent"),
+            models.Index(fields=["job"], condition=Q(status=RunStatus.RUNNING), name="jobrun_running"),
         ]
 
     def __str__(self):

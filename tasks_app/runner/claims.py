@@ -1,10 +1,14 @@
-"""Who runs a slot: the claim, taken under the job's row lock, and the take-over of lost runs.
+"""Who runs a slot: the claim, and the take-over of lost runs.
 
-``(job, scheduled_for)`` is unique in the database. ``claim`` takes the job's row lock, then
-inserts the run or takes over the existing row: a queued run (run now, a retry) of the same
-attempt, or a running one whose worker is gone (a dead process on this host, or a heartbeat
-older than ``STALE_AFTER_SECONDS``). Any other existing row is a duplicate: counted on that
-row and logged, and the caller runs nothing. ``max_running`` is checked under the same lock.
+``(job, scheduled_for)`` is unique in the database, and so is ``(job, lane)`` of a running run.
+``claim_many`` first inserts every slot it can in one statement (``slot_inserts.py``, on
+Postgres): a new slot whose job has a free lane. The rest — and every slot elsewhere — take the
+locked claim, ``claim``: under the job's row lock it inserts the run or takes over the existing
+row: a queued run (run now, a retry) of the same attempt, or a running one whose worker is gone
+(a dead process on this host, or a heartbeat older than ``STALE_AFTER_SECONDS``). Any other
+existing row is a duplicate: counted on that row and logged, and the caller runs nothing.
+``max_running`` is counted under the same lock, and the locked claim frees the lanes of runs that
+no longer count (ended, or silent past the stale time).
 
 What it is not: no handler calls and no outcomes (the ``runner`` package itself does both).
 """
@@ -21,6 +25,8 @@ from django.utils import timezone
 
 from tasks_app import conf
 from tasks_app.models import Job, JobRun, RunStatus, Trigger
+from tasks_app.runner import slot_inserts
+from tasks_app.runner.slot_inserts import Slot
 
 log = logging.getLogger("tasks_app.runner")
 
@@ -29,7 +35,21 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def claim_many(slots: list[Slot], engine: str) -> list[JobRun | None]:
+    """Claim each slot for this worker: its running run, or ``None`` where it is not ours to run."""
+    now = timezone.now()
+    inserted = slot_inserts.insert_claims(slots, engine, _running_fields(now)) if slot_inserts.available() else {}
+    runs = []
+    for slot in slots:
+        run = inserted.pop(slot.key, None)
+        if run is None:
+            run = claim(slot.job_id, slot.scheduled_for, engine, slot.attempt, slot.trigger, slot.task_id)
+        runs.append(run)
+    return runs
+
+
 def claim(job_id, scheduled_for, engine, attempt=1, trigger=Trigger.SCHEDULE, task_id="") -> JobRun | None:
+    """The locked claim: decide under the job's row lock."""
     now = timezone.now()
     with transaction.atomic():
         job = _locked_job(job_id, scheduled_for, now)
@@ -53,6 +73,7 @@ def claim(job_id, scheduled_for, engine, attempt=1, trigger=Trigger.SCHEDULE, ta
         run.attempt = attempt
         for name, value in _running_fields(now).items():
             setattr(run, name, value)
+        run.lane = _free_lane(job, now)
         run.save(force_insert=True)
         return run
 
@@ -93,6 +114,25 @@ def _overlaps(run: JobRun, now) -> bool:
     return True
 
 
+def _free_lane(job: Job, now) -> int | None:
+    """A lane for a run about to start, after freeing the lanes of runs that no longer count.
+
+    Runs that count (running, heartbeat fresh) are fewer than ``max_running`` here, so a lane is
+    free unless a take-over runs past the limit (it then runs without one).
+    """
+    stale = now - dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
+    held = JobRun.objects.filter(job=job, lane__isnull=False).values_list("pk", "lane", "status", "heartbeat_at")
+    counting, ended = set(), []
+    for pk, lane, status, heartbeat_at in held:
+        if status == RunStatus.RUNNING and heartbeat_at is not None and heartbeat_at >= stale:
+            counting.add(lane)
+        else:
+            ended.append(pk)
+    if ended:
+        JobRun.objects.filter(pk__in=ended).update(lane=None)
+    return next((n for n in range(1, job.max_running + 1) if n not in counting), None)
+
+
 def _running_fields(now) -> dict:
     return {
         "status": RunStatus.RUNNING,
@@ -129,6 +169,8 @@ def _reclaim(run: JobRun, attempt: int, now, task_id: str = "") -> JobRun | None
         setattr(run, name, value)
     run.next_attempt_at = None
     run.celery_task_id = task_id or run.celery_task_id
+    if run.lane is None:  # a lost run keeps the lane it held
+        run.lane = _free_lane(run.job, now)
     run.save()
     return run
 

@@ -5,9 +5,10 @@ APScheduler 3 keeps the schedule in django-apscheduler's ``DjangoJobStore`` (so
 
 - ``SlotTrigger`` asks ``slots.py`` for fire times, so this engine and Celery beat agree
   on every slot (DST rules included). It pickles only the schedule fields.
-- ``RunnerExecutor`` hands each fire to the runner with its slot, after the job's own
-  misfire policy (``misfire.py``); APScheduler's 1 s grace and silent coalescing are
-  switched off, and every skipped slot is recorded as a ``skipped`` run.
+- ``RunnerExecutor`` hands a tick's fires (``scheduler.py`` collects them) to the runner
+  together, with their slots, after each job's own misfire policy (``misfire.py``):
+  one claim, every handler started at once on the process loop. APScheduler's 1 s grace and
+  silent coalescing are switched off, and every skipped slot is recorded as a ``skipped`` run.
 - The job function stored is one stable reference, ``fire``, with the job id — never a
   handler, never a model.
 
@@ -20,17 +21,19 @@ waits as a standby), and handlers share that process's threads and event loop.
 import datetime as dt
 import logging
 
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.triggers.base import BaseTrigger
 from django.db import close_old_connections, connection
 from django.utils import timezone
+from django_apscheduler.models import DjangoJobExecution
 
 from tasks_app.engines import get_engine
+from tasks_app.engines.apscheduler.store import log_executions
 from tasks_app.engines.base import BaseEngine, EngineUnavailable
 from tasks_app.engines.listener import RUNS_CHANNEL
 from tasks_app.exceptions import Unhealthy
 from tasks_app.models import Job, RunStatus, heartbeats
+from tasks_app.runner import Slot
 from tasks_app.runner import skipped as skipped_runs
 from tasks_app.scheduling import misfire, slots
 
@@ -109,44 +112,49 @@ def fire(job_id: int) -> None:
 
 
 class RunnerExecutor(ThreadPoolExecutor):
-    """Runs fires through the runner with their slots, after the job's misfire policy."""
+    """Runs a tick's fires through the runner together, after each job's misfire policy."""
 
-    def _do_submit_job(self, job, run_times):
-        if job.func is not fire:
-            return super()._do_submit_job(job, run_times)  # a plain function added through the manager
-        future = self._pool.submit(run_fires, job, run_times)
-        future.add_done_callback(lambda f: self._done(job, f))
-
-    def _done(self, job, future):
-        if future.exception() is not None:
-            self._run_job_error(job.id, future.exception(), future.exception().__traceback__)
-        else:
-            self._run_job_success(job.id, future.result())
+    def submit_fires(self, fires) -> None:
+        """Hand a tick's ``(stored job, run times)`` pairs to one pool thread: one claim, all started at once."""
+        future = self._pool.submit(run_fire_batch, fires)
+        future.add_done_callback(_report_failure)
 
 
-def run_fires(aps_job, run_times) -> list[JobExecutionEvent]:
-    close_old_connections()  # this pool thread's connection may have died since its last fire
-    job = Job.objects.filter(pk=aps_job.args[0]).first()
-    if job is None:
-        return []
-    trigger = aps_job.trigger
-    by_slot = {trigger.slot_of(t) if isinstance(trigger, SlotTrigger) else t: t for t in run_times}
-    due, skipped = misfire.plan(job, sorted(by_slot), timezone.now())
-    skipped_runs.record(job, ENGINE, skipped)
-    events = [JobExecutionEvent(EVENT_JOB_MISSED, aps_job.id, aps_job._jobstore_alias, by_slot[s]) for s, _ in skipped]
-    engine = get_engine(ENGINE)
-    for slot in due:
-        events.append(_event(aps_job, by_slot[slot], engine.execute(job.pk, slot)))
-    return events
+def _report_failure(future) -> None:
+    if future.exception() is not None:
+        log.error("a batch of fires failed", exc_info=future.exception(), extra={"engine": ENGINE})
 
 
-def _event(aps_job, run_time, run) -> JobExecutionEvent:
-    alias = aps_job._jobstore_alias
+def run_fire_batch(fires) -> list:
+    """Run a tick's fires: misfire policy per job, one claim for every due slot, the execution log in one write."""
+    close_old_connections()  # this pool thread's connection may have died since its last batch
+    jobs = Job.objects.in_bulk({aps_job.args[0] for aps_job, _ in fires})
+    now = timezone.now()
+    slots, run_times, executions = [], [], []
+    for aps_job, times in fires:
+        job = jobs.get(aps_job.args[0])
+        if job is None:
+            continue  # deleted since: its store entry goes with it
+        trigger = aps_job.trigger
+        by_slot = {trigger.slot_of(t) if isinstance(trigger, SlotTrigger) else t: t for t in times}
+        due, skipped = misfire.plan(job, sorted(by_slot), now)
+        skipped_runs.record(job, ENGINE, skipped)
+        executions += [(aps_job.id, by_slot[s], DjangoJobExecution.MISSED, reason) for s, reason in skipped]
+        for slot in due:
+            slots.append(Slot(job.pk, slot))
+            run_times.append((aps_job.id, by_slot[slot]))
+    runs = get_engine(ENGINE).execute_many(slots)
+    for (aps_id, run_time), run in zip(run_times, runs, strict=True):
+        executions.append((aps_id, run_time, *_execution(run)))
+    log_executions(executions)
+    return runs
+
+
+def _execution(run) -> tuple[str, str]:
+    """The execution log's status and error for a fire's run (``None``: a duplicate, nothing ran)."""
     if run is not None and run.status in (RunStatus.FAILED, RunStatus.TIMED_OUT):
-        error = RuntimeError(f"run {run.pk} {run.status}: {(run.error.strip().splitlines() or [''])[-1]}")
-        return JobExecutionEvent(EVENT_JOB_ERROR, aps_job.id, alias, run_time, exception=error, traceback=run.error)
-    summary = {"run": run.pk, "status": run.status} if run is not None else {"run": None, "status": "duplicate"}
-    return JobExecutionEvent(EVENT_JOB_EXECUTED, aps_job.id, alias, run_time, retval=summary)
+        return DjangoJobExecution.ERROR, f"run {run.pk} {run.status}: {(run.error.strip().splitlines() or [''])[-1]}"
+    return DjangoJobExecution.SUCCESS, ""
 
 
 class APSchedulerEngine(BaseEngine):

@@ -22,14 +22,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from apscheduler.jobstores.base import JobLookupError
-from apscheduler.schedulers.background import BackgroundScheduler
 from django.db import close_old_connections
 from django.utils import timezone
-from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob
 
 from tasks_app.engines import get_engine
 from tasks_app.engines.apscheduler.engine import ENGINE, STORE_PREFIX, RunnerExecutor, SlotTrigger, fire, store_id
+from tasks_app.engines.apscheduler.scheduler import BatchingScheduler
+from tasks_app.engines.apscheduler.store import TaskhubJobStore
 from tasks_app.engines.quarantine import Quarantine
 from tasks_app.models import Job, JobRun, RunStatus, Trigger
 
@@ -44,9 +44,10 @@ class SchedulerManager:
         self._pending: list[tuple] = []
         self.quarantine = Quarantine(ENGINE)  # taskhub's jobs it cannot schedule, left out of the store
         self.runs = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="taskhub-queued")
-        self.scheduler = BackgroundScheduler(
+        self.scheduler = BatchingScheduler(
+            is_fire=lambda job: job.func is fire,
             timezone=dt.UTC,
-            jobstores={"default": DjangoJobStore()},
+            jobstores={"default": TaskhubJobStore()},
             executors={"default": RunnerExecutor(max_workers=workers)},
             # taskhub applies each job's own misfire policy and overlap limit (misfire.py,
             # the runner); APScheduler must hand over every fire instead of dropping some.

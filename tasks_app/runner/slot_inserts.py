@@ -1,0 +1,133 @@
+"""The one-statement claim: insert the running rows of many slots at once, where nothing stands in the way.
+
+On Postgres one ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING`` claims a batch of slots
+(one slot, or a whole tick's). A slot inserts its run only when its row does not exist yet, its
+job runs fewer than ``max_running`` runs, and a *lane* is free — one of the job's ``max_running``
+places, each held by at most one running run (a partial unique index on ``(job, lane)``), which
+makes two claims racing for the last place impossible without a lock. Everything else inserts
+nothing and is left to the locked claim (``claims.py``), which decides between a duplicate, a
+take-over and an overlap. The job rows are read in the same statement, ``FOR KEY SHARE``: a
+locked claim of the same job (``FOR UPDATE``) is waited for, other inserts are not. Each claimed
+run comes back with its job.
+
+What it is not: decisions about existing rows; other databases always take the locked claim.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db import connection
+
+from tasks_app.models import Job, JobRun, RunStatus, Trigger
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A slot an engine asks the runner to run: the job, its instant, the attempt, and who asked."""
+
+    job_id: int
+    scheduled_for: dt.datetime
+    attempt: int = 1
+    trigger: str = Trigger.SCHEDULE
+    task_id: str = ""
+
+    @property
+    def key(self) -> tuple[int, dt.datetime]:
+        return self.job_id, self.scheduled_for
+
+
+# The columns each slot brings (an array each, unnested together); every other column of the new
+# row is the same for the whole batch, except ``kwargs`` (the job's) and ``lane`` (the free one).
+PER_SLOT = {"job_id": "bigint", "scheduled_for": "timestamptz", "attempt": "integer", "trigger": "text"}
+PER_SLOT_TASK_ID = "celery_task_id"
+
+
+def available() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def insert_claims(slots: list[Slot], engine: str, running: dict) -> dict[tuple[int, dt.datetime], JobRun]:
+    """Insert a ``running`` row for every slot that is free to run; the claimed runs by ``Slot.key``.
+
+    ``running`` holds the values a claimed run starts with (status, started_at, worker, …).
+    """
+    if not slots:
+        return {}
+    sql, params = _statement(slots, engine, running)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    job_fields, run_fields = Job._meta.concrete_fields, JobRun._meta.concrete_fields
+    claimed = {}
+    for row in rows:
+        job_values, run_values = row[: len(job_fields)], row[len(job_fields) :]
+        if run_values[0] is None:
+            continue  # its slot had a row, or its job no free lane: the locked claim decides
+        run = _instance(JobRun, run_fields, run_values)
+        run.job = _instance(Job, job_fields, job_values)
+        claimed[(run.job_id, run.scheduled_for)] = run
+    return claimed
+
+
+def _instance(model, fields, values):
+    """A model instance from raw column values, converted as the ORM would (JSON columns come as text)."""
+    converted = [
+        field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
+        for field, value in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
+def _statement(slots: list[Slot], engine: str, running: dict) -> tuple[str, list]:
+    quote = connection.ops.quote_name
+    job_table, run_table = quote(Job._meta.db_table), quote(JobRun._meta.db_table)
+    template = JobRun(engine=engine, kwargs={}, **running)
+    columns, values, params = [], [], []
+    for field in JobRun._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(quote(field.column))
+        if field.column in PER_SLOT or field.column == PER_SLOT_TASK_ID:
+            values.append(f"w.{quote(field.column)}")
+        elif field.name == "kwargs":
+            values.append(f"j.{quote(Job._meta.get_field('kwargs').column)}")
+        elif field.name == "lane":
+            values.append("free.lane")
+        else:
+            values.append("%s")
+            params.append(field.get_db_prep_save(getattr(template, field.attname), connection))
+    params.append(RunStatus.RUNNING)  # running runs without a lane (written before lanes, or by hand) count too
+    per_slot = [
+        [s.job_id for s in slots],
+        [s.scheduled_for for s in slots],
+        [s.attempt for s in slots],
+        [str(s.trigger) for s in slots],
+        [s.task_id for s in slots],
+    ]
+    kinds = [*PER_SLOT.values(), "text"]
+    names = [quote(c) for c in (*PER_SLOT, PER_SLOT_TASK_ID)]
+    job_columns = ", ".join(f"j.{quote(f.column)}" for f in Job._meta.concrete_fields)
+    run_columns = ", ".join(f"c.{quote(f.column)}" for f in JobRun._meta.concrete_fields)
+    unnest = ", ".join(f"%s::{kind}[]" for kind in kinds)
+    lanes = f"(SELECT r.lane FROM {run_table} r WHERE r.job_id = j.id AND r.lane IS NOT NULL)"
+    sql = f"""
+        WITH w AS (SELECT * FROM unnest({unnest}) AS w({", ".join(names)})),
+        j AS (SELECT * FROM {job_table} WHERE id IN (SELECT job_id FROM w) FOR KEY SHARE),
+        c AS (
+            INSERT INTO {run_table} ({", ".join(columns)})
+            SELECT {", ".join(values)}
+            FROM w JOIN j ON j.id = w.job_id
+            CROSS JOIN LATERAL (
+                SELECT min(n) AS lane FROM generate_series(1, j.max_running) n WHERE n NOT IN {lanes}
+            ) free
+            WHERE free.lane IS NOT NULL AND (
+                SELECT count(*) FROM {run_table} r WHERE r.job_id = j.id AND (r.lane IS NOT NULL OR r.status = %s)
+            ) < j.max_running
+            ON CONFLICT DO NOTHING
+            RETURNING *
+        )
+        SELECT {job_columns}, {run_columns}
+        FROM w JOIN j ON j.id = w.job_id
+        LEFT JOIN c ON c.job_id = w.job_id AND c.scheduled_for = w.scheduled_for
+    """
+    return sql, per_slot + params

@@ -1,0 +1,90 @@
+"""The APScheduler engine's batched tick: jobs due at the same instant are fired together.
+
+On a real APScheduler with django-apscheduler's tables: the tick's own statements do not grow
+with the number of jobs due (their fires go to one pool thread, the store learns their next run
+times in one write), every fire runs once, side by side, and the execution log is kept.
+"""
+
+import datetime as dt
+import gc
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django_apscheduler.models import DjangoJob, DjangoJobExecution
+
+from tasks_app.engines.apscheduler.engine import store_id
+from tasks_app.engines.apscheduler.manager import SchedulerManager
+from tasks_app.models import JobRun
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def manager():
+    manager = SchedulerManager(workers=2)
+    yield manager
+    manager.shutdown(wait=True)
+    gc.collect()  # the scheduler's threads are gone; their database connections close as they are collected
+
+
+def _make_due(manager, jobs) -> dt.datetime:
+    """Move the stored jobs' next run time back to their latest slot: all due now, at the same instant."""
+    slot = jobs[0].slot_at(timezone.now())
+    for job in jobs:
+        manager.scheduler.modify_job(store_id(job.pk), next_run_time=slot)
+    return slot
+
+
+@pytest.mark.parametrize("count", [3, 30])
+def test_a_tick_costs_the_same_statements_however_many_jobs_are_due(make_job, manager, fresh_calls, count):
+    jobs = [
+        make_job(handler="test_count", schedule_type="interval", interval_seconds=60, kwargs={"key": f"k{i}"})
+        for i in range(count)
+    ]
+    manager.start(paused=True)
+    for job in jobs:
+        manager.apply(job)
+    slot = _make_due(manager, jobs)
+    manager.scheduler.resume()  # (its own wake-up also ticks; the test's tick below may find nothing left)
+    with CaptureQueriesContext(connection) as queries:
+        manager.scheduler._process_jobs()
+    assert len(queries.captured_queries) <= 4, [q["sql"][:80] for q in queries.captured_queries]
+    assert wait_for(lambda: JobRun.objects.filter(status="succeeded").count() == count, timeout=20)
+    assert sorted(fresh_calls) == sorted(f"k{i}" for i in range(count)) and set(fresh_calls.values()) == {1}
+    assert wait_for(lambda: DjangoJobExecution.objects.filter(status="Executed").count() == count, timeout=10)
+    assert all(j.next_run_time > slot for j in DjangoJob.objects.filter(id__in=[store_id(j.pk) for j in jobs]))
+
+
+def test_a_tick_starts_its_fires_side_by_side(make_job, manager, fresh_calls):
+    jobs = [
+        make_job(
+            handler="test_count",
+            schedule_type="interval",
+            interval_seconds=60,
+            kwargs={"key": f"s{i}", "delay": 0.5},
+        )
+        for i in range(20)
+    ]
+    manager.start(paused=True)
+    for job in jobs:
+        manager.apply(job)
+    _make_due(manager, jobs)
+    manager.scheduler.resume()
+    assert wait_for(lambda: JobRun.objects.filter(status="succeeded").count() == 20, timeout=20)
+    runs = JobRun.objects.filter(job__in=jobs)
+    spread = max(r.started_at for r in runs) - min(r.started_at for r in runs)
+    # Two pool threads, 20 handlers of 0.5 s: one at a time per thread would spread them over 4.5 s.
+    assert spread < dt.timedelta(seconds=0.5), spread
+
+
+def test_a_once_job_fires_once_and_leaves_the_store(make_job, manager, fresh_calls):
+    at = timezone.now() + dt.timedelta(seconds=1)
+    job = make_job(handler="test_count", schedule_type="once", run_at=at, kwargs={"key": "once"})
+    manager.start()
+    manager.apply(job)
+    assert wait_for(lambda: JobRun.objects.filter(job=job, status="succeeded").exists(), timeout=15)
+    assert wait_for(lambda: not DjangoJob.objects.filter(id=store_id(job.pk)).exists(), timeout=5)
+    assert fresh_calls["once"] == 1
