@@ -28,6 +28,7 @@ from tasks_app.runner import skipped as skipped_runs
 
 log = logging.getLogger("tasks_app.beat")
 ENGINE = "celery"
+SEND_BATCH = 100  # messages per Redis round trip when beat sends many at once
 
 
 class BeatDelivery:
@@ -71,14 +72,28 @@ class BeatDelivery:
     def send_messages(self, messages: Sequence[tuple[dict, Job]]) -> None:
         """Put messages on the broker in one go: every fire and re-send leaves beat here.
 
-        One producer; kombu's ``Producer.batch`` buffers the publishes in one non-transactional Redis
-        pipeline (flushed every 1,000 commands and at the end), and publishes one by one on a transport
-        without batches (AMQP) or where a pipeline could be replayed (``retry_on_timeout``).
+        One producer; kombu's ``Producer.batch`` pipelines the publishes on Redis, one round trip per
+        ``SEND_BATCH`` messages (so a worker gets the first ones while beat builds the rest), and
+        publishes one by one on a transport without batches (AMQP) or where a pipeline could be
+        replayed (``retry_on_timeout``). Each queue is declared once per call, not once per message,
+        and the messages' argument reprs are built here: Celery's generic ``saferepr`` of every
+        message cost as much as the rest of the send.
         """
         producer = self.producer
-        with producer.batch():
+        queues = self.app.amqp.queues
+        for name in {job.queue for _, job in messages}:
+            producer.maybe_declare(queues[name])
+        with producer.batch(max_size=SEND_BATCH):
             for kwargs, job in messages:
-                self.app.send_task(TASK, kwargs=kwargs, producer=producer, **message_options(job))
+                self.app.send_task(
+                    TASK,
+                    kwargs=kwargs,
+                    producer=producer,
+                    declare=[],
+                    argsrepr="()",
+                    kwargsrepr=repr(kwargs),
+                    **message_options(job),
+                )
 
     def _send(self, job: Job, slot: dt.datetime) -> None:
         self._send_all([(job, slot)])
