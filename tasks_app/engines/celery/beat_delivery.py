@@ -1,7 +1,7 @@
 """What beat sends, and sends again: fires, lost runs and lost slots; a mixin of ``TaskhubScheduler``.
 
 - ``_send_all`` puts a tick's slots on the broker in one go (one producer, and on Redis one pipelined
-  round trip per 1,000 messages: kombu's ``Producer.batch``) and notes them (``sent_slots.py``);
+  round trip per ``SEND_BATCH`` messages: kombu's ``Producer.batch``) and notes them (``sent_slots.py``);
   ``_send`` sends one slot, ``_send_run`` re-sends a run. ``send_messages`` is where every message
   leaves beat (a test's recorder stands in for the broker there).
 - ``_reap`` (every ``reap_every`` s while leading and the broker answers) re-delivers runs
