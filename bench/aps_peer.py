@@ -9,9 +9,10 @@ named by ``BENCH_APS_STAMPS``.
 
 Usage (the benchmarks start it; ``DATABASE_URL`` names the peer's database)::
 
-    python bench/aps_peer.py [--once N] [--interval N] [--cron N --cron-hour H]
+    python bench/aps_peer.py [--once N [--at EPOCH]] [--interval N] [--cron N --cron-hour H]
 
-- ``--once N``: one-offs ``once-0..N-1`` an hour ahead (``date`` trigger);
+- ``--once N``: one-offs ``once-0..N-1`` an hour ahead (``date`` trigger), or all at the instant
+  ``--at`` (seconds since the epoch: a burst);
 - ``--interval N``: ``interval-0..N-1`` every second (stock ``interval`` trigger, anchored
   at the time it is added: its first fire is 1 s after ``add_job``);
 - ``--cron N``: ``cron-0..N-1`` at ``H:MM`` UTC daily (MM = index mod 60).
@@ -48,6 +49,7 @@ def main(argv=None) -> None:
     parser.add_argument("--interval", type=int, default=0)
     parser.add_argument("--cron", type=int, default=0)
     parser.add_argument("--cron-hour", type=int, default=3)
+    parser.add_argument("--at", type=float, default=None, help="the --once jobs' instant, seconds since the epoch")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -64,6 +66,8 @@ def main(argv=None) -> None:
     scheduler = BlockingScheduler(timezone=settings.TIME_ZONE)
     scheduler.add_jobstore(DjangoJobStore(), "default")
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    if args.at is not None:
+        later = dt.datetime.fromtimestamp(args.at, dt.UTC)
     for i in range(args.once):
         scheduler.add_job(
             STAMP, "date", run_date=later, args=[f"once-{i}"], id=f"once-{i}", max_instances=1, replace_existing=True

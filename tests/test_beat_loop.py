@@ -3,26 +3,33 @@
 Beat here is the real scheduler on the test database — the leader lock, the change marker,
 the misfire policy's skipped rows — with two stand-ins: its clock is the test's
 (``now``; ``sleep`` moves it, as time would pass while beat waits) and its messages go to a
-list instead of the broker (``send_message``). So "what does beat send at T" is a plain
+list instead of the broker (``send_messages``). So "what does beat send at T" is a plain
 question, asked without a beat process and without a real second passing (compare huey's
 tests, which step a ``MemoryHuey`` at explicit timestamps). The wiring to a real broker and
 worker stays in ``test_celery_engine.py``.
 """
 
+import base64
 import datetime as dt
 import itertools
+import json
+import uuid
 from dataclasses import dataclass
 
 import pytest
+import redis
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from taskhub.celery import app
 from tasks_app.engines.celery.beat import TaskhubScheduler
-from tasks_app.engines.celery.messages import message_options
+from tasks_app.engines.celery.messages import message_kwargs, message_options
 from tasks_app.engines.listener import ChangeListener
 from tasks_app.models import Job, JobRun
 from tasks_app.scheduling.misfire import plan
+from tests.services import REDIS_URL, require
 from tests.test_poison import POISON, poison
 
 pytestmark = pytest.mark.django_db
@@ -51,6 +58,7 @@ class SteppedBeat(TaskhubScheduler):
     def __init__(self, start: dt.datetime):
         self.clock = self.until = start
         self.outbox: list[Sent] = []
+        self.batches: list[int] = []  # messages per send_messages call
         super().__init__(app=app)
 
     def now(self) -> dt.datetime:
@@ -59,9 +67,11 @@ class SteppedBeat(TaskhubScheduler):
     def sleep(self, seconds: float) -> None:
         self.clock = min(self.clock + dt.timedelta(seconds=seconds), self.until)
 
-    def send_message(self, kwargs: dict, job: Job) -> None:
-        slot = dt.datetime.fromisoformat(kwargs["scheduled_for"])
-        self.outbox.append(Sent(kwargs["job_id"], slot, self.clock, kwargs, message_options(job)))
+    def send_messages(self, messages) -> None:
+        self.batches.append(len(messages))
+        for kwargs, job in messages:
+            slot = dt.datetime.fromisoformat(kwargs["scheduled_for"])
+            self.outbox.append(Sent(kwargs["job_id"], slot, self.clock, kwargs, message_options(job)))
 
     def tick_at(self, moment: dt.datetime) -> list[tuple[int, dt.datetime]]:
         """One pass of the loop at ``moment`` (its wait takes no time): what it sent, as ``(job id, slot)``."""
@@ -160,6 +170,47 @@ def test_two_minutes_of_mixed_jobs_fire_each_slot_once_exactly_on_time(make_job,
     # Beat's own waits end on the slots: each is sent at its instant, never before or after it.
     assert all(message.at == message.scheduled_for for message in beat.outbox)
     assert not JobRun.objects.filter(status="skipped").exists()
+
+
+# -- a burst: many slots due at the same instant ----------------------------------------------------
+def quiet_housekeeping(beat: SteppedBeat) -> None:
+    """No heartbeat, reaper or lock check in the next ticks: what is left is firing and the change poll."""
+    beat._next_beat = beat._next_reap = beat._next_lock_check = float("inf")
+
+
+def test_a_tick_sends_its_due_slots_in_one_go_with_no_statement_per_slot(make_job, beat):
+    burst = [celery_job(make_job, schedule_type="once") for _ in range(40)]
+    for job in burst:
+        write_past_validation(job, run_at=at(20))  # forty one-offs at the same instant: midnight
+    tens = [every(make_job, 10) for _ in range(5)]
+    beat.tick_at(T0)
+    quiet_housekeeping(beat)
+    with CaptureQueriesContext(connection) as five:
+        assert sorted(beat.tick_at(at(10))) == sorted((job.pk, at(10)) for job in tens)
+    with CaptureQueriesContext(connection) as forty_five:
+        sent = beat.tick_at(at(20))
+    assert sorted(sent) == sorted((job.pk, at(20)) for job in burst + tens)
+    assert beat.batches[-2:] == [5, 45]  # one send per tick, whatever the count
+    # Nothing skipped, nothing written: 45 due slots cost the statements 5 do (the tick's change poll).
+    assert len(forty_five.captured_queries) == len(five.captured_queries) <= 2, forty_five.captured_queries
+    assert not JobRun.objects.exists()
+
+
+def test_beat_puts_a_batch_of_messages_on_redis_in_one_pipeline(make_job, beat):
+    require(REDIS_URL, "Redis")
+    queue = f"burst-test-{uuid.uuid4().hex[:12]}"
+    jobs = [celery_job(make_job, queue=queue) for _ in range(30)]
+    # kombu publishes one by one where a pipeline could be replayed (retry_on_timeout and the like).
+    assert beat.producer.supports_batch_publish
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        TaskhubScheduler.send_messages(beat, [(message_kwargs(job.pk, at(10)), job) for job in jobs])
+        raw = [m for key in client.scan_iter(match=f"{queue}*") for m in client.lrange(key, 0, -1)]
+    finally:
+        client.delete(*client.scan_iter(match=f"{queue}*"))
+    bodies = [json.loads(base64.b64decode(json.loads(m)["body"])) for m in raw]
+    assert sorted(kwargs["job_id"] for _, kwargs, _ in bodies) == sorted(job.pk for job in jobs)
+    assert {kwargs["scheduled_for"] for _, kwargs, _ in bodies} == {at(10).isoformat()}
 
 
 # -- edits reach the loop -------------------------------------------------------------------------

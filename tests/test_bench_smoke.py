@@ -19,6 +19,12 @@ ROWS = {
     "edit_to_effect": ["taskhub beat", "django-celery-beat"],
     "fire_lateness": ["taskhub beat", "django-celery-beat"],
     "beat_scale": ["taskhub beat", "django-celery-beat"],
+    "burst": [
+        "taskhub runapscheduler",
+        "stock django-apscheduler",
+        "taskhub beat + worker c2",
+        "django-celery-beat + plain task c2",
+    ],
 }
 
 

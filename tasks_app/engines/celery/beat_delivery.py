@@ -1,6 +1,9 @@
 """What beat sends, and sends again: fires, lost runs and lost slots; a mixin of ``TaskhubScheduler``.
 
-- ``_send`` puts a slot on the broker and notes it (``sent_slots.py``); ``_send_run`` re-sends a run.
+- ``_send_all`` puts a tick's slots on the broker in one go (one producer, and on Redis one pipelined
+  round trip per ``SEND_BATCH`` messages: kombu's ``Producer.batch``) and notes them (``sent_slots.py``);
+  ``_send`` sends one slot, ``_send_run`` re-sends a run. ``send_messages`` is where every message
+  leaves beat (a test's recorder stands in for the broker there).
 - ``_reap`` (every ``reap_every`` s while leading and the broker answers) re-delivers runs
   whose worker went silent, queued runs whose delivery was lost (``redelivery.py``) and slots
   whose message vanished before a worker got it (under the job's misfire policy).
@@ -12,10 +15,11 @@ What it is not: no schedule, no leader lock, no loop (``beat.py`` has those).
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 from django.utils import timezone
 from kombu.common import ignore_errors
-from kombu.exceptions import ChannelError
+from kombu.exceptions import BatchPublishError, ChannelError
 
 from tasks_app import conf
 from tasks_app.engines.celery.messages import TASK, message_kwargs, message_options
@@ -24,6 +28,7 @@ from tasks_app.runner import skipped as skipped_runs
 
 log = logging.getLogger("tasks_app.beat")
 ENGINE = "celery"
+SEND_BATCH = 100  # messages per Redis round trip when beat sends many at once
 
 
 class BeatDelivery:
@@ -47,27 +52,67 @@ class BeatDelivery:
         self._drop_producer()
         self._next_beat = 0.0
 
-    def _publish(self, kwargs: dict, job: Job) -> bool:
-        """Send one message; False while the broker is away (beat pauses: nothing here raises a broker error,
+    def _publish(self, messages: Sequence[tuple[dict, Job]]) -> bool:
+        """Send messages; False while the broker is away (beat pauses: nothing here raises a broker error,
         so a job being scheduled is never blamed for an outage)."""
         if self.broker.down_since is not None:
             return False
         try:
-            self.send_message(kwargs, job)
+            self.send_messages(messages)
             return True
+        except BatchPublishError as exc:  # the pipeline failed: delivery uncertain, so none counts as sent
+            if not isinstance(exc.__cause__, self.broker.errors):
+                raise
+            self.broker_lost(exc.__cause__)
+            return False
         except self.broker.errors as exc:
             self.broker_lost(exc)
             return False
 
-    def send_message(self, kwargs: dict, job: Job) -> None:
-        """Put one message on the broker: every fire and re-send leaves beat here (a test's recorder stands in)."""
-        self.app.send_task(TASK, kwargs=kwargs, producer=self.producer, **message_options(job))
+    def send_messages(self, messages: Sequence[tuple[dict, Job]]) -> None:
+        """Put messages on the broker in one go: every fire and re-send leaves beat here.
+
+        One producer; kombu's ``Producer.batch`` pipelines the publishes on Redis, one round trip per
+        ``SEND_BATCH`` messages (so a worker gets the first ones while beat builds the rest), and
+        publishes one by one on a transport without batches (AMQP) or where a pipeline could be
+        replayed (``retry_on_timeout``). Each queue is declared once per call, not once per message,
+        and the messages' argument reprs are built here: Celery's generic ``saferepr`` of every
+        message cost as much as the rest of the send.
+        """
+        producer = self.producer
+        queues = self.app.amqp.queues
+        for name in {job.queue for _, job in messages}:
+            producer.maybe_declare(queues[name])
+        with producer.batch(max_size=SEND_BATCH):
+            for kwargs, job in messages:
+                self.app.send_task(
+                    TASK,
+                    kwargs=kwargs,
+                    producer=producer,
+                    declare=[],
+                    argsrepr="()",
+                    kwargsrepr=repr(kwargs),
+                    **message_options(job),
+                )
 
     def _send(self, job: Job, slot: dt.datetime) -> None:
-        """Send a slot; one not sent is owed when the broker is back (the catch-up finds it by its missing run)."""
-        if self._publish(message_kwargs(job.pk, slot), job):
+        self._send_all([(job, slot)])
+
+    def _send_all(self, slots: Sequence[tuple[Job, dt.datetime]]) -> int:
+        """Send ``(job, slot)`` pairs in one go and note them; how many were sent.
+
+        None is sent while the broker is away, and none counts as sent when the batch fails: the slots
+        are owed when the broker is back (the catch-up finds them by their missing run; a message that
+        did get through meanwhile is kept to one effect by the runner's claim).
+        """
+        if not slots or not self._publish([(message_kwargs(job.pk, slot), job) for job, slot in slots]):
+            return 0
+        for job, slot in slots:
             self.sent_slots.add(job.pk, slot, job.queue)
-            log.debug("fired", extra={"job": job.name, "scheduled_for": slot.isoformat(), "engine": ENGINE})
+        if log.isEnabledFor(logging.DEBUG):
+            for job, slot in slots:
+                log.debug("fired", extra={"job": job.name, "scheduled_for": slot.isoformat(), "engine": ENGINE})
+        return len(slots)
 
     def _reap(self) -> None:
         """Re-deliver runs whose worker went silent or whose queued message was lost.
@@ -112,4 +157,4 @@ class BeatDelivery:
                 return True
 
     def _send_run(self, run: JobRun) -> None:
-        self._publish(message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger), run.job)
+        self._publish([(message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger), run.job)])
