@@ -101,6 +101,9 @@ def database_url(name: str) -> str:
     return f"{PG_SERVER}/{name}"
 
 
+HANDLER_MODULES = "tasks_app.handlers.bundled,bench.bench_handlers"  # bench_stamp: a run's own start time
+
+
 def process_env(database: str, broker: str, **overrides: str) -> dict[str, str]:
     """The environment of a taskhub process on ``database`` and ``broker`` (ours only, no .env)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
@@ -112,12 +115,18 @@ def process_env(database: str, broker: str, **overrides: str) -> dict[str, str]:
         TASKHUB_ENV_FILE=os.devnull,
         TASKHUB_SECRETS_FILE=os.devnull,
         DJANGO_SETTINGS_MODULE="taskhub.settings",
-        TASKHUB_HANDLER_MODULES="tasks_app.handlers.bundled",
+        TASKHUB_HANDLER_MODULES=HANDLER_MODULES,
         TASKHUB_LOG_LEVEL="INFO",
         PYTHONPATH=str(ROOT),
     )
     env.update(overrides)
     return env
+
+
+def handler_stamps(runs) -> list[float]:
+    """The start times (epoch seconds) ``bench_stamp`` recorded as the result of these finished runs."""
+    results = runs.filter(status="succeeded").values_list("result", flat=True)
+    return [r for r in results if isinstance(r, int | float) and not isinstance(r, bool)]
 
 
 _side: contextvars.ContextVar[str | None] = contextvars.ContextVar("bench_side", default=None)

@@ -3,8 +3,9 @@
 Each side runs alone on the machine, one after the other in the same run, with its own
 database, Redis DB, beat and a worker as deployed (prefork, concurrency 2, prefetch 1):
 
-- taskhub: J ``interval`` jobs (1 s, ``number_sum``, engine ``celery``). The tick is the
-  run's ``scheduled_for`` (epoch-anchored whole seconds); the start is ``JobRun.started_at``.
+- taskhub: J ``interval`` jobs (1 s, ``bench_stamp``, engine ``celery``). The tick is the
+  run's ``scheduled_for`` (epoch-anchored whole seconds); the start is the time the handler
+  returned as its first act (its result, ``bench/bench_handlers.py``).
 - stock: J ``PeriodicTask`` rows on one ``IntervalSchedule`` (every 1 s) running
   ``bench.peer.stamp``, which records ``time.time()`` when it starts. Celery's interval
   schedule has no fixed ticks: each fire is due ``every`` after the previous one was sent.
@@ -121,7 +122,7 @@ def _taskhub_jobs(count: int) -> None:
     for i in range(count):
         Job.objects.create(
             name=f"bench-fire-{i}",
-            handler="number_sum",
+            handler="bench_stamp",
             kwargs={"x": i, "y": 1},
             engine="celery",
             schedule_type="interval",
@@ -150,12 +151,13 @@ def _taskhub_starts(window) -> dict[str, list[tuple[float, float]]]:
 
     starts = defaultdict(list)
     runs = (
-        JobRun.objects.filter(scheduled_for__gte=window[0], scheduled_for__lt=window[1], started_at__isnull=False)
-        .values_list("job__name", "scheduled_for", "started_at")
+        JobRun.objects.filter(scheduled_for__gte=window[0], scheduled_for__lt=window[1], status="succeeded")
+        .values_list("job__name", "scheduled_for", "result")
         .order_by("scheduled_for")
     )
     for name, tick, started in runs:
-        starts[name].append((tick.timestamp(), started.timestamp()))
+        if isinstance(started, float):
+            starts[name].append((tick.timestamp(), started))
     return starts
 
 
