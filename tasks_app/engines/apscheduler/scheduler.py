@@ -9,7 +9,7 @@ are due, their run times, coalescing, the next wake-up) and changes the order:
 1. taskhub's fires (the stored ``fire`` function) due now go to ``RunnerExecutor.submit_fires``
    together: one claim for the batch, every handler started at once (``engine.py``);
 2. then the store learns every fired job's next run time in one statement
-   (``TaskhubJobStore.update_jobs``); once-only jobs are removed;
+   (``TaskhubJobStore.update_jobs``) and drops the once-only jobs in another (``remove_jobs``);
 3. plain functions scheduled through ``SchedulerManager`` go through APScheduler's own path.
 
 It relies on APScheduler 3.11's internals (``_get_run_times``, ``_modify``, the jobstores lock);
@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 from threading import TIMEOUT_MAX
 
-from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.events import EVENT_JOB_REMOVED, EVENT_JOB_SUBMITTED, JobEvent, JobSubmissionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_PAUSED
 
@@ -83,16 +83,15 @@ class BatchingScheduler(BackgroundScheduler):
 
     def _advance(self, store, alias, fired, now) -> None:
         """Move every fired job to its next run time (one write), or remove it when it has none."""
-        moved = []
+        moved, done = [], []
         for job, run_times in fired:
             upcoming = job.trigger.get_next_fire_time(run_times[-1], now)
             if upcoming:
                 job._modify(next_run_time=upcoming)
                 moved.append(job)
             else:
-                self.remove_job(job.id, alias)
-        if hasattr(store, "update_jobs"):
-            store.update_jobs(moved)
-        else:
-            for job in moved:
-                store.update_job(job)
+                done.append(job.id)
+        store.update_jobs(moved)
+        store.remove_jobs(done)
+        for job_id in done:
+            self._dispatch_event(JobEvent(EVENT_JOB_REMOVED, job_id, alias))

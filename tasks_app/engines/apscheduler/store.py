@@ -3,9 +3,10 @@
 ``TaskhubJobStore`` is ``DjangoJobStore`` (the same tables, pickled job states, the same reads)
 with two changes for a scheduler that fires many jobs at once:
 
-- ``update_jobs`` writes the next run times of a whole tick's jobs in one statement, after the
-  tick's fires are on their way (the stock store locks and saves each job in its own transaction,
-  serially, in the scheduler thread, before the next job's fire is even submitted);
+- ``update_jobs`` writes the next run times of a whole tick's jobs in one statement (and
+  ``remove_jobs`` drops its once-only jobs in one), after the tick's fires are on their way
+  (the stock store locks and saves each job in its own transaction, serially, in the
+  scheduler thread, before the next job's fire is even submitted);
 - the execution log (``DjangoJobExecution``) of taskhub's fires is written by ``log_executions``,
   one statement per batch once its runs ended, instead of two row updates per fire from event
   listeners. Plain functions scheduled through ``SchedulerManager`` keep the stock listeners.
@@ -45,6 +46,11 @@ class TaskhubJobStore(DjangoJobStore):
                 next_run_time=Case(*times, output_field=DjangoJob._meta.get_field("next_run_time")),
                 job_state=Case(*states, output_field=DjangoJob._meta.get_field("job_state")),
             )
+
+    def remove_jobs(self, job_ids) -> None:
+        """Drop jobs that will not fire again (once-only jobs after their fire): one ``DELETE``."""
+        if job_ids:
+            DjangoJob.objects.filter(id__in=job_ids).delete()
 
 
 def log_executions(entries) -> None:
