@@ -7,6 +7,8 @@ times in one write), every fire runs once, side by side, and the execution log i
 
 import datetime as dt
 import gc
+import threading
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
@@ -14,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
-from tasks_app.engines.apscheduler.engine import store_id
+from tasks_app.engines.apscheduler.engine import SlotTrigger, run_fire_batch, store_id
 from tasks_app.engines.apscheduler.manager import SchedulerManager
 from tasks_app.models import JobRun
 from tests.helpers import wait_for
@@ -88,3 +90,36 @@ def test_a_once_job_fires_once_and_leaves_the_store(make_job, manager, fresh_cal
     assert wait_for(lambda: JobRun.objects.filter(job=job, status="succeeded").exists(), timeout=15)
     assert wait_for(lambda: not DjangoJob.objects.filter(id=store_id(job.pk)).exists(), timeout=5)
     assert fresh_calls["once"] == 1
+
+
+def test_a_tick_whose_claim_meets_an_outage_is_retried_not_lost(make_job, fresh_calls, caplog):
+    """The store has moved past a tick's slots when its fires run: an outage must be waited out.
+
+    The claim waits for the job's row lock (held here), and the server ends its session meanwhile.
+    """
+    import psycopg
+
+    job = make_job(handler="test_count", schedule_type="interval", interval_seconds=60, kwargs={"key": "dropped"})
+    stored = SimpleNamespace(id=store_id(job.pk), args=[job.pk], trigger=SlotTrigger.for_job(job))
+    slot = job.slot_at(timezone.now())
+    params = {k: v for k, v in connection.get_connection_params().items() if k not in ("cursor_factory", "context")}
+    runs = []
+    with psycopg.connect(**params) as locker, psycopg.connect(**params, autocommit=True) as admin:
+        locker.execute("SELECT 1 FROM tasks_app_job WHERE id = %s FOR UPDATE", [job.pk])
+        thread = threading.Thread(target=lambda: runs.extend(run_fire_batch([(stored, [slot])])))
+        thread.start()
+
+        def waiting_claim():
+            row = admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                ["%INSERT INTO%tasks_app_jobrun%"],
+            ).fetchone()
+            return row[0] if row else None
+
+        pid = wait_for(waiting_claim, timeout=10)
+        assert pid, "the claim never waited for the lock"
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        locker.rollback()
+        thread.join(30)
+    assert [(run.status, run.scheduled_for) for run in runs] == [("succeeded", slot)] and fresh_calls["dropped"] == 1
+    assert any("retrying the tick's fires" in r.getMessage() for r in caplog.records)

@@ -20,20 +20,22 @@ waits as a standby), and handlers share that process's threads and event loop.
 
 import datetime as dt
 import logging
+import time
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.triggers.base import BaseTrigger
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 from django_apscheduler.models import DjangoJobExecution
 
+from tasks_app import conf
 from tasks_app.engines import get_engine
 from tasks_app.engines.apscheduler.store import log_executions
 from tasks_app.engines.base import BaseEngine, EngineUnavailable
 from tasks_app.engines.listener import RUNS_CHANNEL
 from tasks_app.exceptions import Unhealthy
 from tasks_app.models import Job, RunStatus, heartbeats
-from tasks_app.runner import Slot
+from tasks_app.runner import Slot, storable
 from tasks_app.runner import skipped as skipped_runs
 from tasks_app.scheduling import misfire, slots
 
@@ -126,7 +128,25 @@ def _report_failure(future) -> None:
 
 
 def run_fire_batch(fires) -> list:
-    """Run a tick's fires: misfire policy per job, one claim for every due slot, the execution log in one write."""
+    """Run a tick's fires: misfire policy per job, one claim for every due slot, the execution log in one write.
+
+    A database that is away (Postgres restarting) is waited out, up to ``OUTCOME_RETRY_SECONDS``:
+    the store has moved past these slots, so a tick given up would be lost for good. A retry after
+    some handlers ran is harmless: their slots' claims are duplicates, counted and not run.
+    """
+    deadline = time.monotonic() + conf.get("OUTCOME_RETRY_SECONDS")
+    while True:
+        try:
+            return _run_fire_batch(fires)
+        except DatabaseError as exc:
+            if not storable.is_outage(exc) or time.monotonic() > deadline:
+                raise
+            log.warning("the database is away; retrying the tick's fires", extra={"engine": ENGINE, "error": str(exc)})
+            connection.close()
+            time.sleep(1.0)
+
+
+def _run_fire_batch(fires) -> list:
     close_old_connections()  # this pool thread's connection may have died since its last batch
     jobs = Job.objects.in_bulk({aps_job.args[0] for aps_job, _ in fires})
     now = timezone.now()

@@ -167,9 +167,10 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
         self.jobs.clear(), self.heap.clear(), self.fired.clear()
         jobs = list(Job.objects.filter(engine=ENGINE, enabled=True))
         last = skipped_runs.last_slots([j.pk for j in jobs])
-        now = self.now()
+        now, owed = self.now(), []
         for job in jobs:
-            self._schedule(job, lambda: self._catch_up(job, last.get(job.pk), now))
+            self._schedule(job, lambda: self._catch_up(job, last.get(job.pk), now, owed))
+        self._send_all(owed)  # every job's owed slots in one go
         # Slots below a job's last run whose message a dead leader's worker took with it: the reaper owes them.
         inherited = self.sent_slots.inherit(list(self.jobs.values()), last, now)
         log.info(
@@ -191,13 +192,13 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
                 return
         self._forget(job.pk)
 
-    def _catch_up(self, job: Job, last_slot, now) -> None:
-        """Apply the misfire policy to the slots missed since ``last_slot``, then schedule onwards."""
+    def _catch_up(self, job: Job, last_slot, now, owed: list) -> None:
+        """Apply the misfire policy to the slots missed since ``last_slot`` (those to fire go to ``owed``),
+        then schedule onwards."""
         self.jobs[job.pk] = job
         self.fired[job.pk] = now
         missed = misfire.missed_slots(job, misfire.owed_since(job, last_slot), now)
-        for slot in skipped_runs.settle(job, ENGINE, missed, now):
-            self._send(job, slot)
+        owed += [(job, slot) for slot in skipped_runs.settle(job, ENGINE, missed, now)]
         self._push(job)
 
     def _reload(self, job_ids) -> None:
