@@ -56,6 +56,7 @@ try:
         "DEFAULT_MISFIRE_GRACE_SECONDS": env.int("TASKHUB_DEFAULT_MISFIRE_GRACE_SECONDS", default=300),
         "RUN_RETENTION_DAYS": env.int("TASKHUB_RUN_RETENTION_DAYS", default=30),
         "STALE_AFTER_SECONDS": env.int("TASKHUB_STALE_AFTER_SECONDS", default=60),
+        "BEAT_BATCH_SIZE": env.int("TASKHUB_BEAT_BATCH_SIZE", default=50),
     }
 except ConfigError as exc:
     sys.exit(f"taskhub: configuration error: {exc}")

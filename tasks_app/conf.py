@@ -21,6 +21,9 @@ DEFAULTS = {
     "REDELIVER_AFTER_SECONDS": 60,
     # How often a running run writes its heartbeat and progress, and checks for a cancel request.
     "HEARTBEAT_SECONDS": 1.0,
+    # Slots of one tick whose jobs share queue, priority and time limits that beat packs into one
+    # message (one claim, run side by side in one worker process); 1 = a message per slot.
+    "BEAT_BATCH_SIZE": 50,
     # The longest beat sleeps between looks at the change marker (without Postgres NOTIFY).
     "BEAT_MAX_INTERVAL": 0.5,
     # A scheduler whose leader has not written its heartbeat for this long counts as down.

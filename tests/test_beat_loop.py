@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from taskhub.celery import app
+from tasks_app.engines.celery import beat_delivery
 from tasks_app.engines.celery.beat import TaskhubScheduler
 from tasks_app.engines.celery.messages import message_kwargs, message_options
 from tasks_app.engines.listener import ChangeListener
@@ -208,9 +209,29 @@ def test_beat_puts_a_batch_of_messages_on_redis_in_one_pipeline(make_job, beat):
         raw = [m for key in client.scan_iter(match=f"{queue}*") for m in client.lrange(key, 0, -1)]
     finally:
         client.delete(*client.scan_iter(match=f"{queue}*"))
-    bodies = [json.loads(base64.b64decode(json.loads(m)["body"])) for m in raw]
-    assert sorted(kwargs["job_id"] for _, kwargs, _ in bodies) == sorted(job.pk for job in jobs)
-    assert {kwargs["scheduled_for"] for _, kwargs, _ in bodies} == {at(10).isoformat()}
+    messages = [json.loads(m) for m in raw]
+    bodies = [json.loads(base64.b64decode(m["body"])) for m in messages]
+    # 30 slots of one tick whose jobs share routing and limits: one run_slots message (BEAT_BATCH_SIZE 50)
+    assert [m["headers"]["task"] for m in messages] == ["taskhub.run_slots"]
+    slots = [slot for _, kwargs, _ in bodies for slot in kwargs["slots"]]
+    assert sorted(slot["job_id"] for slot in slots) == sorted(job.pk for job in jobs)
+    assert {slot["scheduled_for"] for slot in slots} == {at(10).isoformat()}
+
+
+def test_slots_are_packed_by_routing_and_limits_up_to_the_batch_size(make_job):
+    quick = [celery_job(make_job) for _ in range(5)]
+    slow = [celery_job(make_job, timeout_seconds=600) for _ in range(2)]
+    lone = celery_job(make_job, queue="reports")
+    messages = [(message_kwargs(job.pk, at(10)), job) for job in quick + slow + [lone]]
+    packed = list(beat_delivery.packed(messages, size=3))
+    assert [(task, len(kwargs.get("slots", [kwargs]))) for task, kwargs, _ in packed] == [
+        ("taskhub.run_slots", 3),
+        ("taskhub.run_slots", 2),
+        ("taskhub.run_slots", 2),
+        ("taskhub.run_job", 1),
+    ]
+    assert [options for _, _, options in packed] == [message_options(j) for j in (quick[0], quick[3], slow[0], lone)]
+    assert [task for task, _, _ in beat_delivery.packed(messages, size=1)] == ["taskhub.run_job"] * 8
 
 
 # -- edits reach the loop -------------------------------------------------------------------------

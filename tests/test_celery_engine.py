@@ -121,6 +121,28 @@ def test_a_pool_process_killed_mid_run_completes_exactly_once(make_job, processe
     assert JobRun.objects.filter(job=job).count() == 1
 
 
+def test_a_ticks_slots_run_side_by_side_from_one_message_and_survive_a_killed_pool_process(make_job, processes):
+    """Beat packs a tick's slots into one ``taskhub.run_slots`` message; one pool process claims them together
+    and runs them side by side. Killed mid-run, the message comes back and each run completes exactly once."""
+    processes.worker(concurrency=1)
+    processes.beat()
+    at = (timezone.now() + dt.timedelta(seconds=4)).replace(microsecond=0)
+    jobs = [
+        celery_job(make_job, schedule_type="once", run_at=at, handler="test_slow", kwargs={"seconds": 3}, max_retries=0)
+        for _ in range(4)
+    ]
+    assert wait_for(lambda: JobRun.objects.filter(job__in=jobs, status="running").count() == 4, timeout=30)
+    started = JobRun.objects.filter(job__in=jobs)
+    assert len({r.celery_task_id for r in started}) == 1 and len({r.worker for r in started}) == 1
+    pid = int(started[0].worker.rsplit(":", 1)[1])
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: JobRun.objects.filter(job__in=jobs, status="succeeded").count() == 4, timeout=90)
+    for run in JobRun.objects.filter(job__in=jobs):
+        assert run.attempt == 2 and [a["status"] for a in run.attempts] == ["lost"], run.attempts
+        assert run.scheduled_for == at and not run.worker.endswith(f":{pid}")
+    assert JobRun.objects.filter(job__in=jobs).count() == 4
+
+
 def test_two_beats_give_one_effect_per_slot_and_the_standby_takes_over(make_job, processes):
     processes.worker(concurrency=2)
     leader = processes.beat()

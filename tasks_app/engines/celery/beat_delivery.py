@@ -22,7 +22,7 @@ from kombu.common import ignore_errors
 from kombu.exceptions import BatchPublishError, ChannelError
 
 from tasks_app import conf
-from tasks_app.engines.celery.messages import TASK, message_kwargs, message_options
+from tasks_app.engines.celery.messages import SLOTS_TASK, TASK, message_kwargs, message_options, slots_message_kwargs
 from tasks_app.models import Job, JobRun, RunStatus
 from tasks_app.runner import skipped as skipped_runs
 
@@ -84,15 +84,15 @@ class BeatDelivery:
         for name in {job.queue for _, job in messages}:
             producer.maybe_declare(queues[name])
         with producer.batch(max_size=SEND_BATCH):
-            for kwargs, job in messages:
+            for task, kwargs, options in packed(messages, conf.get("BEAT_BATCH_SIZE")):
                 self.app.send_task(
-                    TASK,
+                    task,
                     kwargs=kwargs,
                     producer=producer,
                     declare=[],
                     argsrepr="()",
                     kwargsrepr=repr(kwargs),
-                    **message_options(job),
+                    **options,
                 )
 
     def _send(self, job: Job, slot: dt.datetime) -> None:
@@ -158,3 +158,20 @@ class BeatDelivery:
 
     def _send_run(self, run: JobRun) -> None:
         self._publish([(message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger), run.job)])
+
+
+def packed(messages: Sequence[tuple[dict, Job]], size: int):
+    """``(task, kwargs, options)`` to publish: slots whose jobs share routing and time limits go
+    ``size`` to a ``taskhub.run_slots`` message (claimed in one statement, run side by side in
+    one worker process); a lone slot stays a ``taskhub.run_job`` message."""
+    groups: dict[tuple, list] = {}
+    for kwargs, job in messages:
+        options = message_options(job)
+        groups.setdefault(tuple(sorted(options.items())), []).append(kwargs)
+    for key, group in groups.items():
+        for start in range(0, len(group), max(1, size)):
+            chunk = group[start : start + max(1, size)]
+            if len(chunk) == 1:
+                yield TASK, chunk[0], dict(key)
+            else:
+                yield SLOTS_TASK, slots_message_kwargs(chunk), dict(key)

@@ -1,14 +1,24 @@
-"""What a run's Celery message holds: ids and the slot, never a model; routing and time limits from the job."""
+"""What a run's Celery message holds: ids and the slot, never a model; routing and time limits from the job.
+
+``taskhub.run_job`` carries one slot; ``taskhub.run_slots`` carries several slots of one tick whose
+jobs share their routing and time limits (beat packs up to ``BEAT_BATCH_SIZE`` into one).
+"""
 
 from tasks_app.models import Trigger
 
 TASK = "taskhub.run_job"
+SLOTS_TASK = "taskhub.run_slots"  # several slots of one tick in one message: claimed together, run side by side
 SOFT_LIMIT_MARGIN = 10  # seconds after the job's timeout before Celery's soft limit
 HARD_LIMIT_MARGIN = 30  # and before its hard limit kills the pool process
 
 
 def message_kwargs(job_id: int, scheduled_for, attempt: int = 1, trigger: str = Trigger.SCHEDULE) -> dict:
     return {"job_id": job_id, "scheduled_for": scheduled_for.isoformat(), "attempt": attempt, "trigger": trigger}
+
+
+def slots_message_kwargs(messages: list[dict]) -> dict:
+    """One message for several ``message_kwargs``: the worker claims them in one statement."""
+    return {"slots": messages}
 
 
 def message_options(job) -> dict:

@@ -1,9 +1,10 @@
-"""The Celery tasks: one for every job, one for ad-hoc handler calls. Both go through the runner.
+"""The Celery tasks: the runs of jobs, and ad-hoc handler calls. All go through the runner.
 
-``taskhub.run_job(job_id, scheduled_for, attempt, trigger)`` carries ids and the slot
-only, never a model. Its history is the ``JobRun`` row, so it stores no Celery result
-(the django-db result backend costs more than most handlers). ``taskhub.run_handler``
-is for ad-hoc calls without a job; its result goes to django-celery-results.
+``taskhub.run_job(job_id, scheduled_for, attempt, trigger)`` carries ids and the slot only,
+never a model; ``taskhub.run_slots(slots)`` carries several of them (a tick's, packed by beat).
+Their history is the ``JobRun`` row, so they store no Celery result (the django-db result
+backend costs more than most handlers). ``taskhub.run_handler`` is for ad-hoc calls without
+a job; its result goes to django-celery-results.
 """
 
 import datetime as dt
@@ -17,7 +18,7 @@ from django.utils import timezone
 from tasks_app import runner
 from tasks_app.engines import get_engine
 from tasks_app.models import Trigger
-from tasks_app.runner import loop
+from tasks_app.runner import Slot, loop
 
 log = logging.getLogger("tasks_app.engines.celery.tasks")
 RESULTS = "results"  # the keyword that receives what ran before a call_with_results (client.py)
@@ -27,6 +28,22 @@ RESULTS = "results"  # the keyword that receives what ran before a call_with_res
 def execute_slot(self, job_id: int, scheduled_for: str, attempt: int = 1, trigger: str = Trigger.SCHEDULE):
     slot = dt.datetime.fromisoformat(scheduled_for)
     get_engine("celery").execute(job_id, slot, attempt=attempt, trigger=trigger, task_id=self.request.id)
+
+
+@shared_task(name="taskhub.run_slots", bind=True, ignore_result=True)
+def execute_slots(self, slots: list[dict]):
+    """Several slots of one tick (beat packs them): one claim, the handlers side by side on this process's loop."""
+    batch = [
+        Slot(
+            s["job_id"],
+            dt.datetime.fromisoformat(s["scheduled_for"]),
+            s.get("attempt", 1),
+            s.get("trigger", Trigger.SCHEDULE),
+            self.request.id or "",
+        )
+        for s in slots
+    ]
+    get_engine("celery").execute_many(batch)
 
 
 @shared_task(name="taskhub.run_handler", bind=True)
