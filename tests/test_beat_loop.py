@@ -232,6 +232,11 @@ def test_slots_are_packed_by_routing_and_limits_up_to_the_batch_size(make_job):
     ]
     assert [options for _, _, options in packed] == [message_options(j) for j in (quick[0], quick[3], slow[0], lone)]
     assert [task for task, _, _ in beat_delivery.packed(messages, size=1)] == ["taskhub.run_job"] * 8
+    # A job that owes several slots (a catch-up without coalesce) has them in separate messages.
+    owed = [(message_kwargs(quick[0].pk, at(s)), quick[0]) for s in (10, 11, 12)]
+    assert [k["scheduled_for"] for _, k, _ in beat_delivery.packed(owed, size=3)] == [
+        at(s).isoformat() for s in (10, 11, 12)
+    ]
 
 
 # -- edits reach the loop -------------------------------------------------------------------------

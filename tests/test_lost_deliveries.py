@@ -173,7 +173,8 @@ def queued_slots(redis_url: str, queue: str = "default") -> list[str]:
         if client.type(key) == b"list"
         for m in client.lrange(key, 0, -1)
     ]
-    return [json.loads(base64.b64decode(json.loads(m)["body"]))[1]["scheduled_for"] for m in messages]
+    kwargs = [json.loads(base64.b64decode(json.loads(m)["body"]))[1] for m in messages]
+    return [slot["scheduled_for"] for k in kwargs for slot in k.get("slots", [k])]  # run_job or run_slots
 
 
 def test_slots_whose_messages_redis_lost_before_a_worker_took_them_are_sent_again(make_job, processes, private_redis):

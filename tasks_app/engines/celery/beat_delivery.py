@@ -161,16 +161,23 @@ class BeatDelivery:
 
 
 def packed(messages: Sequence[tuple[dict, Job]], size: int):
-    """``(task, kwargs, options)`` to publish: slots whose jobs share routing and time limits go
-    ``size`` to a ``taskhub.run_slots`` message (claimed in one statement, run side by side in
-    one worker process); a lone slot stays a ``taskhub.run_job`` message."""
-    groups: dict[tuple, list] = {}
+    """``(task, kwargs, options)`` to publish: slots whose jobs share routing and time limits go up to
+    ``size`` to a ``taskhub.run_slots`` message (claimed in one statement, run side by side in one
+    worker process), never two slots of one job in the same message (they would overlap: a catch-up
+    without coalesce owes one job several); a lone slot stays a ``taskhub.run_job`` message."""
+    size = max(1, size)
+    groups: dict[tuple, list[tuple[list, set]]] = {}
     for kwargs, job in messages:
         options = message_options(job)
-        groups.setdefault(tuple(sorted(options.items())), []).append(kwargs)
-    for key, group in groups.items():
-        for start in range(0, len(group), max(1, size)):
-            chunk = group[start : start + max(1, size)]
+        chunks = groups.setdefault(tuple(sorted(options.items())), [])
+        chunk = next((c for c in chunks if len(c[0]) < size and job.pk not in c[1]), None)
+        if chunk is None:
+            chunk = ([], set())
+            chunks.append(chunk)
+        chunk[0].append(kwargs)
+        chunk[1].add(job.pk)
+    for key, chunks in groups.items():
+        for chunk, _ in chunks:
             if len(chunk) == 1:
                 yield TASK, chunk[0], dict(key)
             else:
