@@ -96,7 +96,10 @@ def _statement(slots: list[Slot], engine: str, running: dict) -> tuple[str, list
         else:
             values.append("%s")
             params.append(field.get_db_prep_save(getattr(template, field.attname), connection))
-    params.append(RunStatus.RUNNING)  # running runs without a lane (written before lanes, or by hand) count too
+    # Running runs without a lane (written before lanes, or by hand) count too. Two counts, each on
+    # its partial index (``jobrun_one_run_per_lane``, ``jobrun_running``): one count with an ``OR``
+    # reads every run the job ever had, and a claim would slow down as its history grows.
+    params.append(RunStatus.RUNNING)
     per_slot = [
         [s.job_id for s in slots],
         [s.scheduled_for for s in slots],
@@ -121,7 +124,9 @@ def _statement(slots: list[Slot], engine: str, running: dict) -> tuple[str, list
                 SELECT min(n) AS lane FROM generate_series(1, j.max_running) n WHERE n NOT IN {lanes}
             ) free
             WHERE free.lane IS NOT NULL AND (
-                SELECT count(*) FROM {run_table} r WHERE r.job_id = j.id AND (r.lane IS NOT NULL OR r.status = %s)
+                SELECT count(*) FROM {run_table} r WHERE r.job_id = j.id AND r.lane IS NOT NULL
+            ) + (
+                SELECT count(*) FROM {run_table} r WHERE r.job_id = j.id AND r.status = %s AND r.lane IS NULL
             ) < j.max_running
             ON CONFLICT DO NOTHING
             RETURNING *
