@@ -15,6 +15,7 @@ What it is not: decisions about existing rows; other databases always take the l
 
 import datetime as dt
 import functools
+import os
 from dataclasses import dataclass
 
 from django.db import connection
@@ -83,6 +84,10 @@ def _statement(slots: list[Slot], engine: str, running: dict) -> tuple[str, list
     sql, template_fields = _sql()
     template = JobRun(engine=engine, kwargs={}, **running)
     params = [field.get_db_prep_save(getattr(template, field.attname), connection) for field in template_fields]
+    # Each process starts its search for a free lane at its own place: two processes claiming runs
+    # of one job at once would otherwise both take its lowest free lane, and one would wait for the
+    # other's commit, find the lane taken and fall back to the locked claim.
+    params.append(os.getpid())
     # Running runs without a lane (written before lanes, or by hand) count too. Two counts, each on
     # its partial index (``jobrun_one_run_per_lane``, ``jobrun_running``): one count with an ``OR``
     # reads every run the job ever had, and a claim would slow down as its history grows.
@@ -130,7 +135,8 @@ def _sql() -> tuple[str, list]:
             SELECT {", ".join(values)}
             FROM w JOIN j ON j.id = w.job_id
             CROSS JOIN LATERAL (
-                SELECT min(n) AS lane FROM generate_series(1, j.max_running) n WHERE n NOT IN {lanes}
+                SELECT n AS lane FROM generate_series(1, j.max_running) n WHERE n NOT IN {lanes}
+                ORDER BY (n + %s) %% j.max_running LIMIT 1
             ) free
             WHERE free.lane IS NOT NULL AND (
                 SELECT count(*) FROM {run_table} r WHERE r.job_id = j.id AND r.lane IS NOT NULL
