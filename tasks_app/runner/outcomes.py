@@ -81,7 +81,11 @@ def _record(attempt: Attempt, outcome: Outcome) -> None:
         log.warning("run was taken over by another worker; outcome discarded", extra={"run": run.pk})
         return
     status = outcome.status if run.status == RunStatus.QUEUED else run.status  # a retry; or failed to store
-    level = logging.INFO if status == RunStatus.SUCCEEDED else logging.WARNING
+    # A success is on record in its row; its line is DEBUG (one JSON line fewer per run). Anything
+    # else is a WARNING.
+    level = logging.DEBUG if status == RunStatus.SUCCEEDED else logging.WARNING
+    if not log.isEnabledFor(level):
+        return
     error = (run.error.strip().splitlines() or [""])[-1]
     log.log(
         level,

@@ -14,6 +14,8 @@ What it is not: decisions about existing rows; other databases always take the l
 """
 
 import datetime as dt
+import functools
+import os
 from dataclasses import dataclass
 
 from django.db import connection
@@ -79,10 +81,33 @@ def _instance(model, fields, values):
 
 
 def _statement(slots: list[Slot], engine: str, running: dict) -> tuple[str, list]:
+    sql, template_fields = _sql()
+    template = JobRun(engine=engine, kwargs={}, **running)
+    params = [field.get_db_prep_save(getattr(template, field.attname), connection) for field in template_fields]
+    # Each process starts its search for a free lane at its own place: two processes claiming runs
+    # of one job at once would otherwise both take its lowest free lane, and one would wait for the
+    # other's commit, find the lane taken and fall back to the locked claim.
+    params.append(os.getpid())
+    # Running runs without a lane (written before lanes, or by hand) count too. Two counts, each on
+    # its partial index (``jobrun_one_run_per_lane``, ``jobrun_running``): one count with an ``OR``
+    # reads every run the job ever had, and a claim would slow down as its history grows.
+    params.append(RunStatus.RUNNING)
+    per_slot = [
+        [s.job_id for s in slots],
+        [s.scheduled_for for s in slots],
+        [s.attempt for s in slots],
+        [str(s.trigger) for s in slots],
+        [s.task_id for s in slots],
+    ]
+    return sql, per_slot + params
+
+
+@functools.cache
+def _sql() -> tuple[str, list]:
+    """The statement's text (the same for any batch: the slots come as arrays), and the fields given as parameters."""
     quote = connection.ops.quote_name
     job_table, run_table = quote(Job._meta.db_table), quote(JobRun._meta.db_table)
-    template = JobRun(engine=engine, kwargs={}, **running)
-    columns, values, params = [], [], []
+    columns, values, template_fields = [], [], []
     for field in JobRun._meta.concrete_fields:
         if field.primary_key:
             continue
@@ -95,15 +120,7 @@ def _statement(slots: list[Slot], engine: str, running: dict) -> tuple[str, list
             values.append("free.lane")
         else:
             values.append("%s")
-            params.append(field.get_db_prep_save(getattr(template, field.attname), connection))
-    params.append(RunStatus.RUNNING)  # running runs without a lane (written before lanes, or by hand) count too
-    per_slot = [
-        [s.job_id for s in slots],
-        [s.scheduled_for for s in slots],
-        [s.attempt for s in slots],
-        [str(s.trigger) for s in slots],
-        [s.task_id for s in slots],
-    ]
+            template_fields.append(field)
     kinds = [*PER_SLOT.values(), "text"]
     names = [quote(c) for c in (*PER_SLOT, PER_SLOT_TASK_ID)]
     job_columns = ", ".join(f"j.{quote(f.column)}" for f in Job._meta.concrete_fields)
@@ -118,10 +135,13 @@ def _statement(slots: list[Slot], engine: str, running: dict) -> tuple[str, list
             SELECT {", ".join(values)}
             FROM w JOIN j ON j.id = w.job_id
             CROSS JOIN LATERAL (
-                SELECT min(n) AS lane FROM generate_series(1, j.max_running) n WHERE n NOT IN {lanes}
+                SELECT n AS lane FROM generate_series(1, j.max_running) n WHERE n NOT IN {lanes}
+                ORDER BY (n + %s) %% j.max_running LIMIT 1
             ) free
             WHERE free.lane IS NOT NULL AND (
-                SELECT count(*) FROM {run_table} r WHERE r.job_id = j.id AND (r.lane IS NOT NULL OR r.status = %s)
+                SELECT count(*) FROM {run_table} r WHERE r.job_id = j.id AND r.lane IS NOT NULL
+            ) + (
+                SELECT count(*) FROM {run_table} r WHERE r.job_id = j.id AND r.status = %s AND r.lane IS NULL
             ) < j.max_running
             ON CONFLICT DO NOTHING
             RETURNING *
@@ -130,4 +150,4 @@ def _statement(slots: list[Slot], engine: str, running: dict) -> tuple[str, list
         FROM w JOIN j ON j.id = w.job_id
         LEFT JOIN c ON c.job_id = w.job_id AND c.scheduled_for = w.scheduled_for
     """
-    return sql, per_slot + params
+    return sql, template_fields
