@@ -18,24 +18,30 @@ run (run now, a retry) through the runner. ``runapscheduler`` drives it.
 
 import datetime as dt
 import logging
+import pickle
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from apscheduler.events import EVENT_JOB_REMOVED
+from apscheduler.job import Job as StoredJob
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.db import close_old_connections
 from django.utils import timezone
 from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob
+from django_apscheduler.util import get_django_internal_datetime
 
 from tasks_app.engines import get_engine
 from tasks_app.engines.apscheduler.engine import ENGINE, STORE_PREFIX, RunnerExecutor, SlotTrigger, fire, store_id
 from tasks_app.engines.quarantine import Quarantine
 from tasks_app.models import Job, JobRun, RunStatus, Trigger
+from tasks_app.scheduling.next_slots import NextSlots
 
 log = logging.getLogger("tasks_app.apscheduler")
 FIRE = f"{fire.__module__}:{fire.__name__}"
 DEFAULTS = {"jitter": 0, "coalesce": True, "misfire_grace": 300}
+BATCH = 1000  # store rows written per statement by reconcile()
 
 
 class SchedulerManager:
@@ -43,6 +49,7 @@ class SchedulerManager:
         self.defaults = {**DEFAULTS, **(defaults or {})}
         self._pending: list[tuple] = []
         self.quarantine = Quarantine(ENGINE)  # taskhub's jobs it cannot schedule, left out of the store
+        self.stored: set[int] = set()  # taskhub's jobs in the store, kept here so that nothing re-reads it to count
         self.runs = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="taskhub-queued")
         self.scheduler = BackgroundScheduler(
             timezone=dt.UTC,
@@ -52,6 +59,7 @@ class SchedulerManager:
             # the runner); APScheduler must hand over every fire instead of dropping some.
             job_defaults={"coalesce": False, "max_instances": 10_000, "misfire_grace_time": None},
         )
+        self.scheduler.add_listener(self._removed, EVENT_JOB_REMOVED)  # a one-off past its slot leaves the store
 
     @property
     def running(self) -> bool:
@@ -137,38 +145,111 @@ class SchedulerManager:
     def _store(self, job) -> None:
         trigger = SlotTrigger.for_job(job)
         current = self.scheduler.get_job(store_id(job.pk), jobstore="default")
-        if current is not None and current.trigger == trigger and current.name == job.name:
-            return  # unchanged: keep its next run time (and so its missed fires)
-        self.scheduler.add_job(
-            FIRE,
-            trigger=trigger,
-            id=store_id(job.pk),
-            name=job.name,
-            args=[job.pk],
-            jobstore="default",
-            replace_existing=True,
-        )
+        if current is None or current.trigger != trigger or current.name != job.name:
+            self.scheduler.add_job(
+                FIRE,
+                trigger=trigger,
+                id=store_id(job.pk),
+                name=job.name,
+                args=[job.pk],
+                jobstore="default",
+                replace_existing=True,
+            )
+        # else unchanged: keep its next run time (and so its missed fires)
+        self.stored.add(job.pk)
 
     def forget(self, job_id: int) -> None:
         self.remove(store_id(job_id))
+        self.stored.discard(job_id)
 
-    def reconcile(self) -> int:
-        """Bring the whole store in line with the job table; returns how many jobs it holds."""
+    def _removed(self, event) -> None:
+        if event.job_id.startswith(STORE_PREFIX):
+            self.stored.discard(int(event.job_id[len(STORE_PREFIX) :]))
 
-        jobs = {job.pk: job for job in Job.objects.filter(engine=ENGINE, enabled=True)}
-        for job_id in self.stored_job_ids() - set(jobs):
-            self.forget(job_id)
+    def reconcile(self, jobs=None) -> int:
+        """Bring the whole store in line with the job table; returns how many jobs it holds.
+
+        One read of the store's rows and bulk statements for the rows that differ, not a look-up
+        and an ``add_job`` per job: run while the scheduler is paused (on taking the lead), it
+        wakes the scheduler when done so that it sees the rows written behind its back. ``jobs``:
+        the enabled jobs of this engine, when the caller has them already.
+        """
+        jobs = {job.pk: job for job in (Job.objects.filter(engine=ENGINE, enabled=True) if jobs is None else jobs)}
+        stored = self._read_store()
+        gone = stored.keys() - jobs.keys()
+        new, changed, now, upcoming = [], [], dt.datetime.now(dt.UTC), NextSlots()
         for job in jobs.values():
-            self.apply(job)
-        return len(jobs.keys() - self.quarantine.reasons.keys())
+            if not self.quarantine.admit(job):
+                gone.add(job.pk)
+                continue
+            with self.quarantine.guard(job):
+                trigger = SlotTrigger.for_job(job)
+                if stored.get(job.pk) != (trigger, job.name):
+                    first = upcoming.after(job, now - dt.timedelta(microseconds=1))  # as get_next_fire_time(None, now)
+                    (changed if job.pk in stored else new).append(self._row(job, trigger, first, now))
+        self._delete_rows(gone & stored.keys())
+        DjangoJob.objects.bulk_create(new, batch_size=BATCH)
+        DjangoJob.objects.bulk_update(changed, ["next_run_time", "job_state"], batch_size=BATCH)
+        self.stored = (stored.keys() - gone) | {int(row.id[len(STORE_PREFIX) :]) for row in new}
+        if self.running:
+            self.scheduler.wakeup()
+        log.info("store reconciled", extra={"engine": ENGINE, "added": len(new), "changed": len(changed)})
+        return len(self.stored)
 
-    # Read from the store's table, not through APScheduler: that would unpickle every job.
+    def _row(self, job, trigger: SlotTrigger, first: dt.datetime | None, now: dt.datetime) -> DjangoJob:
+        """The store's row for ``job`` with its ``first`` slot, as ``add_job`` through ``DjangoJobStore`` writes it."""
+        state = StoredJob(
+            self.scheduler,
+            id=store_id(job.pk),
+            func=FIRE,
+            trigger=trigger,
+            executor="default",
+            args=(job.pk,),
+            kwargs={},
+            name=job.name,
+            next_run_time=trigger._apply_jitter(first, trigger.jitter, now) if first else None,  # as the trigger does
+            **self.scheduler._job_defaults,
+        )
+        return DjangoJob(
+            id=state.id,
+            next_run_time=get_django_internal_datetime(state.next_run_time),
+            job_state=pickle.dumps(state.__getstate__(), self._store_protocol),
+        )
+
+    @property
+    def _store_protocol(self) -> int:
+        return self.scheduler._lookup_jobstore("default").pickle_protocol
+
+    def _read_store(self) -> dict[int, tuple]:
+        """``{job id: (trigger, name)}`` of taskhub's rows in the store, in one query.
+
+        The pickled states are read as plain dicts, not rebuilt into APScheduler jobs; a row that
+        cannot be read counts as differing (it is written anew).
+        """
+        found = {}
+        for row_id, state in DjangoJob.objects.filter(id__startswith=STORE_PREFIX).values_list("id", "job_state"):
+            job_id = row_id[len(STORE_PREFIX) :]
+            if not job_id.isdigit():
+                continue  # not one of taskhub's rows
+            try:
+                state = pickle.loads(state)
+                found[int(job_id)] = (state["trigger"], state["name"])
+            except Exception:  # an unreadable row differs from anything: it is written anew
+                found[int(job_id)] = None
+        return found
+
+    @staticmethod
+    def _delete_rows(job_ids) -> None:
+        ids = [store_id(job_id) for job_id in job_ids]
+        for start in range(0, len(ids), BATCH):
+            DjangoJob.objects.filter(id__in=ids[start : start + BATCH]).delete()
+
     def stored_job_ids(self) -> set[int]:
-        ids = DjangoJob.objects.filter(id__startswith=STORE_PREFIX).values_list("id", flat=True)
-        return {int(i[len(STORE_PREFIX) :]) for i in ids}
+        """taskhub's jobs in the store (as this process last wrote it or heard APScheduler drop them)."""
+        return set(self.stored)
 
     def job_count(self) -> int:
-        return DjangoJob.objects.filter(id__startswith=STORE_PREFIX).count()
+        return len(self.stored)
 
     def reload(self, job_ids) -> None:
         found = {job.pk: job for job in Job.objects.filter(pk__in=job_ids)}
