@@ -19,6 +19,7 @@ run (run now, a retry) through the runner. ``runapscheduler`` drives it.
 import datetime as dt
 import logging
 import pickle
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -174,26 +175,37 @@ class SchedulerManager:
         wakes the scheduler when done so that it sees the rows written behind its back. ``jobs``:
         the enabled jobs of this engine, when the caller has them already.
         """
-        jobs = {job.pk: job for job in (Job.objects.filter(engine=ENGINE, enabled=True) if jobs is None else jobs)}
+        jobs = schedulable(Job.objects.filter(engine=ENGINE, enabled=True)) if jobs is None else jobs
         stored = self._read_store()
-        gone = stored.keys() - jobs.keys()
-        new, changed, now, upcoming = [], [], dt.datetime.now(dt.UTC), NextSlots()
-        for job in jobs.values():
+        kept, new, changed, now, upcoming = set(), [], [], dt.datetime.now(dt.UTC), NextSlots()
+        written: set[int] = set()
+        added = updated = 0
+        for job in jobs:
             if not self.quarantine.admit(job):
-                gone.add(job.pk)
                 continue
+            kept.add(job.pk)
             with self.quarantine.guard(job):
                 trigger = SlotTrigger.for_job(job)
-                if stored.get(job.pk) != (trigger, job.name):
+                if stored.get(job.pk) != _compact(trigger, job.name):
                     first = upcoming.after(job, now - dt.timedelta(microseconds=1))  # as get_next_fire_time(None, now)
                     (changed if job.pk in stored else new).append(self._row(job, trigger, first, now))
-        self._delete_rows(gone & stored.keys())
-        DjangoJob.objects.bulk_create(new, batch_size=BATCH)
-        DjangoJob.objects.bulk_update(changed, ["next_run_time", "job_state"], batch_size=BATCH)
-        self.stored = (stored.keys() - gone) | {int(row.id[len(STORE_PREFIX) :]) for row in new}
+                    written.add(job.pk)
+            if len(new) >= BATCH:  # written as it goes: 100,000 pickled rows are never all in memory at once
+                added += len(new)
+                DjangoJob.objects.bulk_create(new)
+                new = []
+            if len(changed) >= BATCH:
+                updated += len(changed)
+                DjangoJob.objects.bulk_update(changed, ["next_run_time", "job_state"])
+                changed = []
+        DjangoJob.objects.bulk_create(new)
+        DjangoJob.objects.bulk_update(changed, ["next_run_time", "job_state"])
+        self._delete_rows(stored.keys() - kept)
+        self.stored = (kept & stored.keys()) | written
         if self.running:
             self.scheduler.wakeup()
-        log.info("store reconciled", extra={"engine": ENGINE, "added": len(new), "changed": len(changed)})
+        added, updated = added + len(new), updated + len(changed)
+        log.info("store reconciled", extra={"engine": ENGINE, "added": added, "changed": updated})
         return len(self.stored)
 
     def _row(self, job, trigger: SlotTrigger, first: dt.datetime | None, now: dt.datetime) -> DjangoJob:
@@ -220,21 +232,22 @@ class SchedulerManager:
     def _store_protocol(self) -> int:
         return self.scheduler._lookup_jobstore("default").pickle_protocol
 
-    def _read_store(self) -> dict[int, tuple]:
-        """``{job id: (trigger, name)}`` of taskhub's rows in the store, in one query.
+    def _read_store(self) -> dict[int, tuple | None]:
+        """``{job id: _compact(trigger, name)}`` of taskhub's rows in the store, in one query.
 
-        The pickled states are read as plain dicts, not rebuilt into APScheduler jobs; a row that
-        cannot be read counts as differing (it is written anew).
+        The pickled states are read as plain dicts, not rebuilt into APScheduler jobs, and only
+        what ``reconcile`` compares is kept; a row that cannot be read differs from anything.
         """
         found = {}
-        for row_id, state in DjangoJob.objects.filter(id__startswith=STORE_PREFIX).values_list("id", "job_state"):
+        rows = DjangoJob.objects.filter(id__startswith=STORE_PREFIX).values_list("id", "job_state")
+        for row_id, state in rows.iterator(chunk_size=2000):
             job_id = row_id[len(STORE_PREFIX) :]
             if not job_id.isdigit():
                 continue  # not one of taskhub's rows
             try:
                 state = pickle.loads(state)
-                found[int(job_id)] = (state["trigger"], state["name"])
-            except Exception:  # an unreadable row differs from anything: it is written anew
+                found[int(job_id)] = _compact(state["trigger"], state["name"])
+            except Exception:  # an unreadable row is written anew
                 found[int(job_id)] = None
         return found
 
@@ -274,6 +287,45 @@ class SchedulerManager:
     def run_lost(self, run) -> None:
         """Fire a slot whose worker went silent again; the runner's claim takes it over."""
         self.runs.submit(_run_slot, run.job_id, run.scheduled_for.isoformat(), run.attempt, run.trigger)
+
+
+# What a scheduler process reads of a job (not its kwargs, description, ...): 100,000 of them fit in memory.
+SCHEDULE_FIELDS = [
+    "id",
+    "name",
+    "handler",
+    "engine",
+    "enabled",
+    "schedule_type",
+    "cron_expression",
+    "timezone",
+    "interval_seconds",
+    "run_at",
+    "jitter_seconds",
+    "misfire_grace_seconds",
+    "coalesce",
+    "updated_at",
+]
+
+
+def schedulable(jobs):
+    """The queryset ``jobs`` with only what scheduling reads."""
+    return jobs.only(*SCHEDULE_FIELDS)
+
+
+def _compact(trigger, name: str) -> tuple | None:
+    """What ``reconcile`` compares of a stored job: its schedule and name, in a few shared strings."""
+    if not isinstance(trigger, SlotTrigger):
+        return None
+    return (
+        sys.intern(trigger.schedule_type),
+        sys.intern(trigger.cron_expression or ""),
+        sys.intern(trigger.timezone or ""),
+        trigger.interval_seconds,
+        trigger.run_at,
+        trigger.jitter or None,
+        name,
+    )
 
 
 def _run_slot(job_id: int, scheduled_for: str, attempt: int, trigger: str) -> None:
