@@ -175,7 +175,7 @@ class SchedulerManager:
         wakes the scheduler when done so that it sees the rows written behind its back. ``jobs``:
         the enabled jobs of this engine, when the caller has them already.
         """
-        jobs = schedulable(Job.objects.filter(engine=ENGINE, enabled=True)) if jobs is None else jobs
+        jobs = Job.objects.filter(engine=ENGINE, enabled=True).for_scheduling() if jobs is None else jobs
         stored = self._read_store()
         kept, new, changed, now, upcoming = set(), [], [], dt.datetime.now(dt.UTC), NextSlots()
         written: set[int] = set()
@@ -287,30 +287,6 @@ class SchedulerManager:
     def run_lost(self, run) -> None:
         """Fire a slot whose worker went silent again; the runner's claim takes it over."""
         self.runs.submit(_run_slot, run.job_id, run.scheduled_for.isoformat(), run.attempt, run.trigger)
-
-
-# What a scheduler process reads of a job (not its kwargs, description, ...): 100,000 of them fit in memory.
-SCHEDULE_FIELDS = [
-    "id",
-    "name",
-    "handler",
-    "engine",
-    "enabled",
-    "schedule_type",
-    "cron_expression",
-    "timezone",
-    "interval_seconds",
-    "run_at",
-    "jitter_seconds",
-    "misfire_grace_seconds",
-    "coalesce",
-    "updated_at",
-]
-
-
-def schedulable(jobs):
-    """The queryset ``jobs`` with only what scheduling reads."""
-    return jobs.only(*SCHEDULE_FIELDS)
 
 
 def _compact(trigger, name: str) -> tuple | None:

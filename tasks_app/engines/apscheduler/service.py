@@ -25,7 +25,6 @@ from django_apscheduler.models import DjangoJob
 from tasks_app import conf
 from tasks_app.engines import get_engine
 from tasks_app.engines.apscheduler.engine import ENGINE, STORE_PREFIX, store_id
-from tasks_app.engines.apscheduler.manager import schedulable
 from tasks_app.engines.leader import leader_lock
 from tasks_app.engines.listener import ChangeWatcher
 from tasks_app.engines.redelivery import Redelivery
@@ -116,7 +115,7 @@ class SchedulerService:
         self.watcher = self.watcher or ChangeWatcher(sleep=self.stop.wait)
         if not self.manager.running:
             self.manager.start(paused=True)
-        jobs = list(schedulable(Job.objects.filter(engine=ENGINE, enabled=True)))
+        jobs = list(Job.objects.filter(engine=ENGINE, enabled=True).for_scheduling())
         count = self.manager.reconcile(jobs)
         catch_up_lost_slots(self.manager, jobs)
         self.manager.scheduler.resume()

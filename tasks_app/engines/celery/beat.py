@@ -173,7 +173,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
         started = time.monotonic()
         self.jobs.clear(), self.heap.clear(), self.fired.clear()
         ours = Job.objects.filter(engine=ENGINE, enabled=True)
-        jobs = list(ours)
+        jobs = list(ours.for_scheduling("queue", "priority", "timeout_seconds"))  # what sending reads
         last = skipped_runs.last_slots(ours.values("pk"))  # a subquery: no list of every id in the statement
         now, upcoming = self.now(), NextSlots()
         since = {job.pk: misfire.owed_since(job, last.get(job.pk)) for job in jobs}
