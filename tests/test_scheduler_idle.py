@@ -14,6 +14,7 @@ import threading
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_apscheduler.models import DjangoJob
 
 from tasks_app import conf
@@ -182,3 +183,85 @@ def test_the_job_count_follows_the_store_without_reading_it(make_job, manager):
         assert manager.job_count() == 1
     assert len(queries) == 0
     assert manager.stored_job_ids() == {jobs[2].pk}
+
+
+# -- beat -----------------------------------------------------------------------------------------
+@pytest.fixture
+def idle_beat(monkeypatch):
+    """Beat (test_beat_loop's, with its clock and outbox) LISTENing for real; ``step(seconds)`` runs its loop."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the idle loop LISTENs: Postgres only")
+    from tasks_app.engines.celery import beat as beat_module
+    from tests.test_beat_loop import SteppedBeat
+
+    clock = Clock()
+    monkeypatch.setattr(beat_module.time, "monotonic", clock)
+    scheduler = SteppedBeat(timezone.now())
+    scheduler.tick_at(scheduler.clock)  # takes the lead, loads the jobs, LISTENs
+    waits, real_wait = [], scheduler.watcher.wait
+
+    def wait(timeout, known):
+        waits.append(timeout)
+        clock.now += max(timeout, 0.001)
+        scheduler.clock += dt.timedelta(seconds=max(timeout, 0.001))
+        scheduler.until = scheduler.clock
+        return real_wait(0, known)
+
+    monkeypatch.setattr(scheduler.watcher, "wait", wait)
+
+    def step(seconds: float) -> None:
+        end = clock.now + seconds
+        while clock.now < end:
+            scheduler.tick()
+
+    scheduler.step, scheduler.waits = step, waits
+    yield scheduler
+    scheduler.close()
+
+
+def test_an_idle_beat_costs_a_few_statements_a_minute_whatever_the_number_of_jobs(make_job, idle_beat):
+    counts = {}
+    for total in (5, 50):
+        jobs = [make_job(engine="celery") for _ in range(total - len(idle_beat.jobs))]
+        idle_beat._reload([job.pk for job in jobs])  # the test's writes send no NOTIFY that beat could hear
+        idle_beat.step(10)
+        with CaptureQueriesContext(connection) as queries:
+            del idle_beat.waits[:]
+            idle_beat.step(60)
+        counts[total] = len(queries)
+        assert len(idle_beat.jobs) == total
+        assert len(idle_beat.waits) <= 30, idle_beat.waits
+    assert counts[5] == counts[50], counts
+    # 6 heartbeats and 6 reaps (2 statements each) a minute.
+    assert counts[50] <= 20, counts
+    assert heartbeats.SchedulerHeartbeat.objects.get(scheduler="beat").jobs == 50
+
+
+# -- the listener ---------------------------------------------------------------------------------
+def test_the_listener_sleeps_on_its_socket_hears_a_notify_and_says_when_it_reconnected():
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN: Postgres only")
+    import json
+
+    import psycopg
+
+    from tasks_app.engines.listener import RUNS_CHANNEL, ChangeListener
+    from tasks_app.models.changes import CHANNEL
+
+    listener = ChangeListener.open()
+    params = {k: v for k, v in connection.get_connection_params().items() if k not in ("cursor_factory", "context")}
+    try:
+        assert listener.wait(0.05) == listener.wait(0)  # nothing arrived: empty notices, no reconnect
+        with psycopg.connect(**params, autocommit=True) as other:
+            other.execute("SELECT pg_notify(%s, %s)", [CHANNEL, json.dumps({"jobs": [3, 4]})])
+            other.execute("SELECT pg_notify(%s, %s)", [RUNS_CHANNEL, "17"])
+        notices = listener.wait(5)
+        if not notices.runs:  # the two may come in two reads
+            notices.runs = listener.wait(5).runs
+        assert notices.jobs == {3, 4} and notices.runs == {17} and not notices.reconnected
+        listener.conn.close()  # a lost connection: the caller must look at everything
+        lost = listener.wait(0.05)
+        assert lost.jobs is None and lost.reconnected
+        assert listener.wait(0.05).reconnected is False  # and it listens again
+    finally:
+        listener.close()
