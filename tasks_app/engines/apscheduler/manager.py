@@ -18,22 +18,18 @@ run (run now, a retry) through the runner. ``runapscheduler`` drives it.
 
 import datetime as dt
 import logging
-import pickle
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from apscheduler.events import EVENT_JOB_REMOVED
-from apscheduler.job import Job as StoredJob
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.db import close_old_connections
 from django.utils import timezone
 from django_apscheduler.jobstores import DjangoJobStore
-from django_apscheduler.models import DjangoJob
-from django_apscheduler.util import get_django_internal_datetime
 
 from tasks_app.engines import get_engine
+from tasks_app.engines.apscheduler import store_rows
 from tasks_app.engines.apscheduler.engine import ENGINE, STORE_PREFIX, RunnerExecutor, SlotTrigger, fire, store_id
 from tasks_app.engines.quarantine import Quarantine
 from tasks_app.models import Job, JobRun, RunStatus, Trigger
@@ -42,7 +38,6 @@ from tasks_app.scheduling.next_slots import NextSlots
 log = logging.getLogger("tasks_app.apscheduler")
 FIRE = f"{fire.__module__}:{fire.__name__}"
 DEFAULTS = {"jitter": 0, "coalesce": True, "misfire_grace": 300}
-BATCH = 1000  # store rows written per statement by reconcile()
 
 
 class SchedulerManager:
@@ -170,92 +165,31 @@ class SchedulerManager:
     def reconcile(self, jobs=None) -> int:
         """Bring the whole store in line with the job table; returns how many jobs it holds.
 
-        One read of the store's rows and bulk statements for the rows that differ, not a look-up
-        and an ``add_job`` per job: run while the scheduler is paused (on taking the lead), it
-        wakes the scheduler when done so that it sees the rows written behind its back. ``jobs``:
-        the enabled jobs of this engine, when the caller has them already.
+        One read of the store's rows and bulk statements for the rows that differ (``store_rows``),
+        not a look-up and an ``add_job`` per job: run while the scheduler is paused (on taking the
+        lead), it wakes the scheduler when done so that it sees the rows written behind its back.
+        ``jobs``: the enabled jobs of this engine, when the caller has them already.
         """
         jobs = Job.objects.filter(engine=ENGINE, enabled=True).for_scheduling() if jobs is None else jobs
-        stored = self._read_store()
-        kept, new, changed, now, upcoming = set(), [], [], dt.datetime.now(dt.UTC), NextSlots()
-        written: set[int] = set()
-        added = updated = 0
+        stored, writer = store_rows.read(), store_rows.Writer(self.scheduler, FIRE)
+        kept, written, now, upcoming = set(), set(), dt.datetime.now(dt.UTC), NextSlots()
         for job in jobs:
             if not self.quarantine.admit(job):
                 continue
             kept.add(job.pk)
             with self.quarantine.guard(job):
                 trigger = SlotTrigger.for_job(job)
-                if stored.get(job.pk) != _compact(trigger, job.name):
+                if stored.get(job.pk) != store_rows.compact(trigger, job.name):
                     first = upcoming.after(job, now - dt.timedelta(microseconds=1))  # as get_next_fire_time(None, now)
-                    (changed if job.pk in stored else new).append(self._row(job, trigger, first, now))
+                    writer.put(job, trigger, first, now, exists=job.pk in stored)
                     written.add(job.pk)
-            if len(new) >= BATCH:  # written as it goes: 100,000 pickled rows are never all in memory at once
-                added += len(new)
-                DjangoJob.objects.bulk_create(new)
-                new = []
-            if len(changed) >= BATCH:
-                updated += len(changed)
-                DjangoJob.objects.bulk_update(changed, ["next_run_time", "job_state"])
-                changed = []
-        DjangoJob.objects.bulk_create(new)
-        DjangoJob.objects.bulk_update(changed, ["next_run_time", "job_state"])
-        self._delete_rows(stored.keys() - kept)
+        writer.flush()
+        store_rows.delete(stored.keys() - kept)
         self.stored = (kept & stored.keys()) | written
         if self.running:
             self.scheduler.wakeup()
-        added, updated = added + len(new), updated + len(changed)
-        log.info("store reconciled", extra={"engine": ENGINE, "added": added, "changed": updated})
+        log.info("store reconciled", extra={"engine": ENGINE, "added": writer.added, "changed": writer.updated})
         return len(self.stored)
-
-    def _row(self, job, trigger: SlotTrigger, first: dt.datetime | None, now: dt.datetime) -> DjangoJob:
-        """The store's row for ``job`` with its ``first`` slot, as ``add_job`` through ``DjangoJobStore`` writes it."""
-        state = StoredJob(
-            self.scheduler,
-            id=store_id(job.pk),
-            func=FIRE,
-            trigger=trigger,
-            executor="default",
-            args=(job.pk,),
-            kwargs={},
-            name=job.name,
-            next_run_time=trigger._apply_jitter(first, trigger.jitter, now) if first else None,  # as the trigger does
-            **self.scheduler._job_defaults,
-        )
-        return DjangoJob(
-            id=state.id,
-            next_run_time=get_django_internal_datetime(state.next_run_time),
-            job_state=pickle.dumps(state.__getstate__(), self._store_protocol),
-        )
-
-    @property
-    def _store_protocol(self) -> int:
-        return self.scheduler._lookup_jobstore("default").pickle_protocol
-
-    def _read_store(self) -> dict[int, tuple | None]:
-        """``{job id: _compact(trigger, name)}`` of taskhub's rows in the store, in one query.
-
-        The pickled states are read as plain dicts, not rebuilt into APScheduler jobs, and only
-        what ``reconcile`` compares is kept; a row that cannot be read differs from anything.
-        """
-        found = {}
-        rows = DjangoJob.objects.filter(id__startswith=STORE_PREFIX).values_list("id", "job_state")
-        for row_id, state in rows.iterator(chunk_size=2000):
-            job_id = row_id[len(STORE_PREFIX) :]
-            if not job_id.isdigit():
-                continue  # not one of taskhub's rows
-            try:
-                state = pickle.loads(state)
-                found[int(job_id)] = _compact(state["trigger"], state["name"])
-            except Exception:  # an unreadable row is written anew
-                found[int(job_id)] = None
-        return found
-
-    @staticmethod
-    def _delete_rows(job_ids) -> None:
-        ids = [store_id(job_id) for job_id in job_ids]
-        for start in range(0, len(ids), BATCH):
-            DjangoJob.objects.filter(id__in=ids[start : start + BATCH]).delete()
 
     def stored_job_ids(self) -> set[int]:
         """taskhub's jobs in the store (as this process last wrote it or heard APScheduler drop them)."""
@@ -287,21 +221,6 @@ class SchedulerManager:
     def run_lost(self, run) -> None:
         """Fire a slot whose worker went silent again; the runner's claim takes it over."""
         self.runs.submit(_run_slot, run.job_id, run.scheduled_for.isoformat(), run.attempt, run.trigger)
-
-
-def _compact(trigger, name: str) -> tuple | None:
-    """What ``reconcile`` compares of a stored job: its schedule and name, in a few shared strings."""
-    if not isinstance(trigger, SlotTrigger):
-        return None
-    return (
-        sys.intern(trigger.schedule_type),
-        sys.intern(trigger.cron_expression or ""),
-        sys.intern(trigger.timezone or ""),
-        trigger.interval_seconds,
-        trigger.run_at,
-        trigger.jitter or None,
-        name,
-    )
 
 
 def _run_slot(job_id: int, scheduled_for: str, attempt: int, trigger: str) -> None:
