@@ -21,7 +21,7 @@ from tasks_app import conf
 from tasks_app.engines.apscheduler import service
 from tasks_app.engines.apscheduler.engine import SlotTrigger, store_id
 from tasks_app.engines.apscheduler.manager import SchedulerManager
-from tasks_app.models import Job, heartbeats
+from tasks_app.models import Job, JobRun, heartbeats
 from tasks_app.runner.run_requests import queue_run
 
 pytestmark = pytest.mark.django_db
@@ -33,9 +33,11 @@ class RecordingManager(SchedulerManager):
     def __init__(self):
         super().__init__(workers=1)
         self.queued: list[int] = []
+        self.queued_at: dict[int, object] = {}
 
     def run_queued(self, run_id, at=None):
         self.queued.append(run_id)
+        self.queued_at[run_id] = at
 
 
 @pytest.fixture
@@ -131,6 +133,27 @@ def test_a_queued_run_whose_notify_was_lost_is_picked_up(make_job, leading):
     assert run.pk not in leading.manager.queued
     leading.step(leading.pick_up_every + 1)
     assert leading.manager.queued.count(run.pk) == 1
+
+
+def test_a_delayed_run_heard_by_notify_is_handed_over_at_its_time_and_once(make_job, leading):
+    import psycopg
+
+    from tasks_app.engines.listener import RUNS_CHANNEL
+
+    job = make_job()
+    run = queue_run(job)
+    due = timezone.now() + dt.timedelta(minutes=5)
+    JobRun.objects.filter(pk=run.pk).update(attempt=2, next_attempt_at=due)  # a retry, delivered by another process
+    params = {k: v for k, v in connection.get_connection_params().items() if k not in ("cursor_factory", "context")}
+    with psycopg.connect(**params, autocommit=True) as other:
+        other.execute("SELECT pg_notify(%s, %s)", [RUNS_CHANNEL, str(run.pk)])
+    for _ in range(50):
+        leading.step(0.1)
+        if run.pk in leading.manager.queued:
+            break
+    assert leading.manager.queued_at[run.pk] == due
+    leading.step(leading.pick_up_every * 2)
+    assert leading.manager.queued.count(run.pk) == 1  # the pick-up leaves a handed-over run alone
 
 
 def test_reconcile_writes_an_empty_store_in_a_few_statements(make_job, manager):

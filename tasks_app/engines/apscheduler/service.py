@@ -128,8 +128,8 @@ class SchedulerService:
         # LISTEN wakes it on a change, so it sleeps until the next housekeeping; polling waits `poll`.
         timeout = self._until_housekeeping() if self.watcher.listener else min(self.poll, self._until_housekeeping())
         notices = self.watcher.wait(timeout, known=self.manager.stored_job_ids)
-        for run_id in notices.runs:
-            self.manager.run_queued(run_id)
+        if notices.runs:  # at their time: a delayed retry handed over from another process waits for it
+            self._hand_over(self._queued().filter(pk__in=notices.runs))
         changed = notices.jobs
         if changed:
             self.manager.reload(changed)
@@ -140,18 +140,26 @@ class SchedulerService:
     def _pick_up_queued(self) -> None:
         """Queued runs of this engine not yet handed over (missed notifications, restarts, retries),
         and handed-over ones still queued long after they were due (the hand-over was lost)."""
-        queued = JobRun.objects.filter(engine=ENGINE, status=RunStatus.QUEUED)
+        queued = self._queued()
         self.queued_seen &= set(queued.filter(pk__in=self.queued_seen).values_list("pk", flat=True))
-        for run in queued.exclude(pk__in=self.queued_seen).only("pk", "attempt", "next_attempt_at"):
-            self.queued_seen.add(run.pk)
-            self.manager.run_queued(run.pk, at=run.next_attempt_at)
-            self.redelivery.handed_over(run)
+        self._hand_over(queued.exclude(pk__in=self.queued_seen))
         for run in self.redelivery.overdue():
             self.manager.run_queued(run.pk)
         stale = timezone.now() - dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
         for run in JobRun.objects.filter(engine=ENGINE, status=RunStatus.RUNNING, heartbeat_at__lt=stale)[:100]:
             log.warning("taking over a run whose worker went silent", extra={"run": run.pk, "worker": run.worker})
             self.manager.run_lost(run)
+
+    @staticmethod
+    def _queued():
+        return JobRun.objects.filter(engine=ENGINE, status=RunStatus.QUEUED).only("pk", "attempt", "next_attempt_at")
+
+    def _hand_over(self, runs) -> None:
+        """Run these queued runs at their time, once: a later pick-up leaves them alone."""
+        for run in runs:
+            self.queued_seen.add(run.pk)
+            self.manager.run_queued(run.pk, at=run.next_attempt_at)
+            self.redelivery.handed_over(run)
 
     def _drain(self, grace: float) -> None:
         """Stop firing, let in-flight runs finish for up to ``grace`` seconds, then cancel the rest."""
