@@ -18,8 +18,9 @@ Measured one after the other on the same machine, with a worker per side:
    start, and the beat's CPU seconds over a window after the edit minus its idle rate.
 
 The jobs are inserted with a plain bulk insert (no per-row validation, no projection into
-django-celery-beat rows, which taskhub's beat does not read). Usage:
-``python bench/beat_scale.py [--quick]``.
+django-celery-beat rows, which taskhub's beat does not read). Idle CPU is also measured for
+taskhub's beat alone at M/100 and M/10 jobs (quick: 50), to show it flat. Usage:
+``python bench/beat_scale.py [--quick] [--keep-logs] [--jobs M]`` (M: 10,000 unless given).
 """
 
 import datetime as dt
@@ -64,12 +65,19 @@ EDIT_AHEAD = 2.0
 
 
 def run(args) -> None:
-    count = 500 if args.quick else 10_000
+    count = 500 if args.quick else args.jobs
+    counts = [50, 500] if args.quick else common.idle_counts(count)
     idle_window, edit_window = (10.0, 8.0) if args.quick else (60.0, 15.0)
     with common.Bench("scale", [DB, PEER_DB], keep_logs=args.keep_logs) as bench:
         common.setup_django(DB, PEER_DB)
         schedules = _schedules(count)
-        _taskhub_jobs(schedules)
+        made = 0
+        growth = []  # (jobs, idle CPU s/min, start-up to loaded) of taskhub's beat alone, below the full count
+        for smaller in counts[:-1]:
+            _taskhub_jobs(schedules, made, smaller)
+            made = smaller
+            growth.append(_idle_alone(bench, smaller, idle_window))
+        _taskhub_jobs(schedules, made, count)
         _peer_tasks(schedules)
         workers = [
             bench.worker("taskhub-worker", DB, common.REDIS_TASKHUB),
@@ -87,7 +95,17 @@ def run(args) -> None:
             figures[side]["idle_cpu_per_min"] = idle[side] * 60
         figures["taskhub"].update(_edit(bench, beats["taskhub"], idle["taskhub"], edit_window, _edit_job))
         figures["stock"].update(_edit(bench, beats["stock"], idle["stock"], edit_window, _edit_task))
-        print(_report(count, idle_window, edit_window, figures))
+        print(_report(count, idle_window, edit_window, figures, growth))
+
+
+def _idle_alone(bench, jobs: int, window: float) -> tuple[int, float, float]:
+    """taskhub's beat on its first ``jobs`` jobs, alone: (jobs, idle CPU s/min, spawn to loaded)."""
+    beat = bench.beat(f"taskhub-beat-{jobs}", DB, common.REDIS_TASKHUB)
+    loaded = bench.wait_for_line(beat, "beat loaded jobs", START_TIMEOUT) - beat.started
+    time.sleep(3.0)
+    idle = _idle_cpu(bench, {"taskhub": beat}, window)["taskhub"]
+    bench.stop(beat)
+    return jobs, idle * 60, loaded
 
 
 # -- the schedules -----------------------------------------------------------------------------
@@ -107,7 +125,8 @@ def _schedules(count: int) -> list[tuple[int, int, str]]:
     return out
 
 
-def _taskhub_jobs(schedules) -> None:
+def _taskhub_jobs(schedules, first: int = 0, end: int | None = None) -> None:
+    """The jobs of ``schedules[first:end]``."""
     from django.db.models import QuerySet
 
     from tasks_app.models import Job
@@ -122,7 +141,7 @@ def _taskhub_jobs(schedules) -> None:
             cron_expression=f"{minute} {hour} * * *",
             timezone=zone,
         )
-        for i, (minute, hour, zone) in enumerate(schedules)
+        for i, (minute, hour, zone) in enumerate(schedules[first:end], start=first)
     ]
     for job in jobs[: len(ZONES) * 2]:
         job.full_clean()  # a sample through the model's validation; the rest are the same shapes
@@ -281,7 +300,7 @@ def _edit_task(target: dt.datetime):
     return started
 
 
-def _report(count: int, idle_window: float, edit_window: float, figures: dict) -> str:
+def _report(count: int, idle_window: float, edit_window: float, figures: dict, growth: list) -> str:
     rows = []
     for side, label in [("taskhub", "taskhub beat"), ("stock", "django-celery-beat DatabaseScheduler")]:
         f = figures[side]
@@ -311,6 +330,9 @@ def _report(count: int, idle_window: float, edit_window: float, figures: dict) -
         f"idle_cpu: over the same {idle_window:g} s idle window, scaled to one minute; "
         f"edit_cpu: CPU seconds in the {edit_window:g} s after the edit minus the idle rate",
         "loaded: jobs in the beat's schedule (stock: its +-2 h crontab pre-filter, counted with its own query)",
+        "idle CPU s/min of taskhub's beat: "
+        + ", ".join(f"{cpu:.3f} at {jobs} (loaded {loaded:.1f} s after spawn, alone)" for jobs, cpu, loaded in growth)
+        + f", {t['idle_cpu_per_min']:.3f} at {count} (goal: <= 0.05, flat)",
         common.machine_note(),
     ]
     headers = [
@@ -330,4 +352,9 @@ def _report(count: int, idle_window: float, edit_window: float, figures: dict) -
 
 
 if __name__ == "__main__":
-    common.main(run, "beat_scale.py", "Start-up, memory, idle CPU and edit cost of taskhub's beat at scale.")
+    common.main(
+        run,
+        "beat_scale.py",
+        "Start-up, memory, idle CPU and edit cost of taskhub's beat at scale.",
+        options=common.jobs_option(),
+    )

@@ -79,16 +79,33 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def parse_args(prog: str, description: str, argv=None) -> argparse.Namespace:
+def parse_args(prog: str, description: str, argv=None, options=None) -> argparse.Namespace:
+    """The common arguments, and the script's own that ``options(parser)`` adds."""
     parser = _Parser(prog=prog, description=description)
     parser.add_argument("--quick", action="store_true", help="a small version (seconds, not minutes)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs and print where")
+    if options is not None:
+        options(parser)
     return parser.parse_args(argv)
 
 
-def main(run, prog: str, description: str) -> None:
+def jobs_option(default: int = 10_000):
+    """``--jobs N`` for the scale benchmarks (``--quick`` uses its own small count)."""
+
+    def add(parser) -> None:
+        parser.add_argument("--jobs", type=int, default=default, help="how many jobs (default %(default)s)")
+
+    return add
+
+
+def idle_counts(jobs: int) -> list[int]:
+    """The job counts a scale benchmark measures idle CPU at, to show it flat: N/100, N/10 and N."""
+    return sorted({n for n in (jobs // 100, jobs // 10, jobs) if n >= 50} | {jobs})
+
+
+def main(run, prog: str, description: str, options=None) -> None:
     """Parse arguments, run ``run(args)``, turn a BenchError into one line and exit status 1."""
-    args = parse_args(prog, description)
+    args = parse_args(prog, description, options=options)
     try:
         run(args)
     except BenchError as exc:

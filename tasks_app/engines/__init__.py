@@ -61,8 +61,12 @@ def project_jobs(job_ids) -> list[tuple]:
         del jobs[job.pk]
     for engine in all_engines():
         mine = [job for job in jobs.values() if job.enabled and job.engine == engine.name]
-        for job in mine:
-            _guarded(engine, job.pk, engine.schedule, job)
+        try:
+            engine.schedule_many(mine)  # in bulk where the engine can
+        except Exception:
+            log.warning("projecting jobs in bulk failed; one by one", exc_info=True, extra={"engine": engine.name})
+            for job in mine:
+                _guarded(engine, job.pk, engine.schedule, job)
         others = sorted(set(job_ids) - {job.pk for job in mine})
         _guarded(engine, others, engine.unschedule_many, others)
     return broken

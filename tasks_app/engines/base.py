@@ -36,6 +36,11 @@ class BaseEngine(ABC):
     def schedule(self, job) -> None:
         """Create or update this engine's schedule for an enabled job of this engine."""
 
+    def schedule_many(self, jobs) -> None:
+        """``schedule`` each of these jobs; an engine with a cheaper way for many overrides this."""
+        for job in jobs:
+            self.schedule(job)
+
     @abstractmethod
     def unschedule(self, job_id: int) -> None:
         """Remove the job from this engine's schedule (paused, deleted, or moved away)."""

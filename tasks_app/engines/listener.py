@@ -5,12 +5,15 @@ then poll the change marker). ``wait(timeout)`` blocks until something arrives o
 timeout passes and returns ``Notices``: the changed job ids (``jobs`` is ``None`` when the
 listener cannot know which — a reconnect after a lost connection, a payload cut short —
 and the caller must look at everything changed since its last look) and the ids of runs
-queued for immediate delivery (``taskhub_runs``).
+queued for immediate delivery (``taskhub_runs``). It sleeps in ``select()`` on the connection's
+socket, so a listener with nothing to hear costs nothing (psycopg's ``notifies()`` wakes
+every 0.1 s while it waits).
 """
 
 import datetime as dt
 import json
 import logging
+import select
 from dataclasses import dataclass, field
 
 import psycopg
@@ -28,6 +31,7 @@ RUNS_CHANNEL = "taskhub_runs"
 class Notices:
     jobs: set[int] | None = field(default_factory=set)
     runs: set[int] = field(default_factory=set)
+    reconnected: bool = False  # the LISTEN connection was lost: notifications may have been missed
 
 
 class ChangeListener:
@@ -66,15 +70,20 @@ class ChangeListener:
     def wait(self, timeout: float) -> Notices:
         notices = Notices()
         try:
-            # psycopg waits forever on a timeout of 0: never pass one.
-            for note in self.conn.notifies(timeout=max(timeout, 0.001), stop_after=1):
-                self._add(notices, note)
-            for note in self.conn.notifies(timeout=0.001):  # drain what else has arrived
-                self._add(notices, note)
-        except psycopg.Error:
+            # Sleep in select() on the socket: psycopg's own notifies() wakes every 0.1 s while it waits.
+            if self._readable(timeout):
+                # psycopg waits forever on a timeout of 0: never pass one.
+                for note in self.conn.notifies(timeout=0.001):  # what has arrived, without waiting for more
+                    self._add(notices, note)
+        except (psycopg.Error, OSError, ValueError):  # ValueError: select() on a closed socket (fd -1)
             self._reconnect()
-            notices.jobs = None
+            notices.jobs, notices.reconnected = None, True
         return notices
+
+    def _readable(self, timeout: float) -> bool:
+        if self.conn.closed:
+            raise psycopg.OperationalError("the LISTEN connection is closed")
+        return bool(select.select([self.conn.fileno()], [], [], max(timeout, 0.0))[0])
 
     @staticmethod
     def _add(notices: Notices, note) -> None:

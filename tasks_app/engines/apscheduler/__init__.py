@@ -2,6 +2,7 @@
 
 ``engine`` is the ``APSchedulerEngine`` with the trigger and executor APScheduler calls,
 ``manager`` the ``SchedulerManager`` (one APScheduler per process, the add/pause/modify API),
+``store_rows`` the job store's rows in bulk (what ``manager.reconcile`` reads and writes),
 and ``service`` the ``runapscheduler`` process around it (leader lock, live edits,
 heartbeats, drain on SIGTERM).
 

@@ -21,17 +21,19 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from apscheduler.events import EVENT_JOB_REMOVED
 from apscheduler.jobstores.base import JobLookupError
 from django.db import close_old_connections
 from django.utils import timezone
-from django_apscheduler.models import DjangoJob
 
 from tasks_app.engines import get_engine
+from tasks_app.engines.apscheduler import store_rows
 from tasks_app.engines.apscheduler.engine import ENGINE, STORE_PREFIX, RunnerExecutor, SlotTrigger, fire, store_id
 from tasks_app.engines.apscheduler.scheduler import BatchingScheduler
 from tasks_app.engines.apscheduler.store import TaskhubJobStore
 from tasks_app.engines.quarantine import Quarantine
 from tasks_app.models import Job, JobRun, RunStatus, Trigger
+from tasks_app.scheduling.next_slots import NextSlots
 
 log = logging.getLogger("tasks_app.apscheduler")
 FIRE = f"{fire.__module__}:{fire.__name__}"
@@ -43,6 +45,7 @@ class SchedulerManager:
         self.defaults = {**DEFAULTS, **(defaults or {})}
         self._pending: list[tuple] = []
         self.quarantine = Quarantine(ENGINE)  # taskhub's jobs it cannot schedule, left out of the store
+        self.stored: set[int] = set()  # taskhub's jobs in the store, kept here so that nothing re-reads it to count
         self.runs = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="taskhub-queued")
         self.scheduler = BatchingScheduler(
             is_fire=lambda job: job.func is fire,
@@ -53,6 +56,7 @@ class SchedulerManager:
             # the runner); APScheduler must hand over every fire instead of dropping some.
             job_defaults={"coalesce": False, "max_instances": 10_000, "misfire_grace_time": None},
         )
+        self.scheduler.add_listener(self._removed, EVENT_JOB_REMOVED)  # a one-off past its slot leaves the store
 
     @property
     def running(self) -> bool:
@@ -138,38 +142,62 @@ class SchedulerManager:
     def _store(self, job) -> None:
         trigger = SlotTrigger.for_job(job)
         current = self.scheduler.get_job(store_id(job.pk), jobstore="default")
-        if current is not None and current.trigger == trigger and current.name == job.name:
-            return  # unchanged: keep its next run time (and so its missed fires)
-        self.scheduler.add_job(
-            FIRE,
-            trigger=trigger,
-            id=store_id(job.pk),
-            name=job.name,
-            args=[job.pk],
-            jobstore="default",
-            replace_existing=True,
-        )
+        if current is None or current.trigger != trigger or current.name != job.name:
+            self.scheduler.add_job(
+                FIRE,
+                trigger=trigger,
+                id=store_id(job.pk),
+                name=job.name,
+                args=[job.pk],
+                jobstore="default",
+                replace_existing=True,
+            )
+        # else unchanged: keep its next run time (and so its missed fires)
+        self.stored.add(job.pk)
 
     def forget(self, job_id: int) -> None:
         self.remove(store_id(job_id))
+        self.stored.discard(job_id)
 
-    def reconcile(self) -> int:
-        """Bring the whole store in line with the job table; returns how many jobs it holds."""
+    def _removed(self, event) -> None:
+        if event.job_id.startswith(STORE_PREFIX):
+            self.stored.discard(int(event.job_id[len(STORE_PREFIX) :]))
 
-        jobs = {job.pk: job for job in Job.objects.filter(engine=ENGINE, enabled=True)}
-        for job_id in self.stored_job_ids() - set(jobs):
-            self.forget(job_id)
-        for job in jobs.values():
-            self.apply(job)
-        return len(jobs.keys() - self.quarantine.reasons.keys())
+    def reconcile(self, jobs=None) -> int:
+        """Bring the whole store in line with the job table; returns how many jobs it holds.
 
-    # Read from the store's table, not through APScheduler: that would unpickle every job.
+        One read of the store's rows and bulk statements for the rows that differ (``store_rows``),
+        not a look-up and an ``add_job`` per job: run while the scheduler is paused (on taking the
+        lead), it wakes the scheduler when done so that it sees the rows written behind its back.
+        ``jobs``: the enabled jobs of this engine, when the caller has them already.
+        """
+        jobs = Job.objects.filter(engine=ENGINE, enabled=True).for_scheduling() if jobs is None else jobs
+        stored, writer = store_rows.read(), store_rows.Writer(self.scheduler, FIRE)
+        kept, written, now, upcoming = set(), set(), dt.datetime.now(dt.UTC), NextSlots()
+        for job in jobs:
+            if not self.quarantine.admit(job):
+                continue
+            kept.add(job.pk)
+            with self.quarantine.guard(job):
+                trigger = SlotTrigger.for_job(job)
+                if stored.get(job.pk) != store_rows.compact(trigger, job.name):
+                    first = upcoming.after(job, now - dt.timedelta(microseconds=1))  # as get_next_fire_time(None, now)
+                    writer.put(job, trigger, first, now, exists=job.pk in stored)
+                    written.add(job.pk)
+        writer.flush()
+        store_rows.delete(stored.keys() - kept)
+        self.stored = (kept & stored.keys()) | written
+        if self.running:
+            self.scheduler.wakeup()
+        log.info("store reconciled", extra={"engine": ENGINE, "added": writer.added, "changed": writer.updated})
+        return len(self.stored)
+
     def stored_job_ids(self) -> set[int]:
-        ids = DjangoJob.objects.filter(id__startswith=STORE_PREFIX).values_list("id", flat=True)
-        return {int(i[len(STORE_PREFIX) :]) for i in ids}
+        """taskhub's jobs in the store (as this process last wrote it or heard APScheduler drop them)."""
+        return set(self.stored)
 
     def job_count(self) -> int:
-        return DjangoJob.objects.filter(id__startswith=STORE_PREFIX).count()
+        return len(self.stored)
 
     def reload(self, job_ids) -> None:
         found = {job.pk: job for job in Job.objects.filter(pk__in=job_ids)}

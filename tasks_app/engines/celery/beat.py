@@ -46,16 +46,20 @@ from tasks_app.models import Job, heartbeats
 from tasks_app.runner import skipped as skipped_runs
 from tasks_app.runner.claims import worker_id
 from tasks_app.scheduling import misfire
+from tasks_app.scheduling.next_slots import NextSlots
 
 log = logging.getLogger("tasks_app.beat")
 ENGINE = "celery"
 
 
 class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
+    # With nothing due and nothing changing, each of these is done this often (an idle leader costs a
+    # few statements a minute, whatever the number of jobs): the heartbeat well within
+    # SCHEDULER_STALE_SECONDS (30 s; at once when the job count or the pause changes), the reap, the lock check.
     standby_poll = 1.0
-    heartbeat_every = 2.0
+    heartbeat_every = 10.0
     reap_every = 10.0
-    lock_check_every = 2.0
+    lock_check_every = 5.0
 
     def __init__(self, *args, **kwargs):
         self.jobs: dict[int, Job] = {}
@@ -67,6 +71,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
         self.leading_since = None
         self.started_at = timezone.now()
         self._next_beat = self._next_reap = self._next_lock_check = 0.0
+        self._beat_said: tuple | None = None  # (jobs, paused) as the last heartbeat wrote them
         self._redelivered: dict[int, dt.datetime] = {}
         self.quarantine = Quarantine(ENGINE)
         super().__init__(*args, **kwargs)
@@ -152,8 +157,10 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
     def _wait(self) -> float:
         """Sleep until the next fire or a change, whichever comes first; 0 = tick again now."""
         now = self.now()
-        # LISTEN wakes us on a change, so only the heartbeat bounds the wait; polling needs max_interval.
-        longest = self.heartbeat_every if self.watcher.listener else self.max_interval
+        # LISTEN wakes us on a change, so only the housekeeping bounds the wait; polling needs max_interval.
+        longest = self._until_housekeeping()
+        if not self.watcher.listener:
+            longest = min(longest, self.max_interval)
         until_next = (self.heap[0][0] - now).total_seconds() if self.heap else longest
         changed = self.watcher.wait(max(0.0, min(until_next, longest)), known=lambda: self.jobs).jobs
         if changed:
@@ -165,11 +172,13 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
         """Schedule every enabled job afresh, owed slots first (on taking the lead, or the broker's return)."""
         started = time.monotonic()
         self.jobs.clear(), self.heap.clear(), self.fired.clear()
-        jobs = list(Job.objects.filter(engine=ENGINE, enabled=True))
-        last = skipped_runs.last_slots([j.pk for j in jobs])
-        now, owed = self.now(), []
-        for job in jobs:
-            self._schedule(job, lambda: self._catch_up(job, last.get(job.pk), now, owed))
+        ours = Job.objects.filter(engine=ENGINE, enabled=True)
+        jobs = list(ours.for_scheduling("queue", "priority", "timeout_seconds"))  # what sending reads
+        last = skipped_runs.last_slots(ours.values("pk"))  # a subquery: no list of every id in the statement
+        now, upcoming, owed = self.now(), NextSlots(), []
+        since = {job.pk: misfire.owed_since(job, last.get(job.pk)) for job in jobs}
+        for job in sorted(jobs, key=lambda job: since[job.pk]):  # in rising order, NextSlots walks once per schedule
+            self._schedule(job, lambda: self._catch_up(job, since[job.pk], now, upcoming, owed))
         self._send_all(owed)  # every job's owed slots in one go
         # Slots below a job's last run whose message a dead leader's worker took with it: the reaper owes them.
         inherited = self.sent_slots.inherit(list(self.jobs.values()), last, now)
@@ -192,12 +201,16 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
                 return
         self._forget(job.pk)
 
-    def _catch_up(self, job: Job, last_slot, now, owed: list) -> None:
-        """Apply the misfire policy to the slots missed since ``last_slot`` (those to fire go to ``owed``),
+    def _catch_up(self, job: Job, since, now, upcoming: NextSlots, owed: list) -> None:
+        """Apply the misfire policy to the slots missed since ``since`` (those to fire go to ``owed``),
         then schedule onwards."""
         self.jobs[job.pk] = job
         self.fired[job.pk] = now
-        missed = misfire.missed_slots(job, misfire.owed_since(job, last_slot), now)
+        first = upcoming.after(job, since) if since <= now else None
+        if first is not None and first > now:  # the usual case: nothing owed, and this is the next slot
+            self._push(job, first)
+            return
+        missed = misfire.missed_slots(job, since, now)
         owed += [(job, slot) for slot in skipped_runs.settle(job, ENGINE, missed, now)]
         self._push(job)
 
@@ -266,12 +279,16 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
     # -- housekeeping --------------------------------------------------------------------
     def _housekeeping(self) -> None:
         now = time.monotonic()
-        if now >= self._next_beat:
-            heartbeats.record("beat", worker_id(), self.started_at, jobs=len(self.jobs), paused=self.broker.paused)
-            self._next_beat = now + self.heartbeat_every
+        said = (len(self.jobs), self.broker.paused)
+        if now >= self._next_beat or said != self._beat_said:
+            heartbeats.record("beat", worker_id(), self.started_at, jobs=said[0], paused=said[1])
+            self._next_beat, self._beat_said = now + self.heartbeat_every, said
         if now >= self._next_reap and self.broker.down_since is None:
             self._reap()
             self._next_reap = now + self.reap_every
+
+    def _until_housekeeping(self) -> float:
+        return max(0.0, min(self._next_beat, self._next_reap, self._next_lock_check) - time.monotonic())
 
     def close(self):
         self._step_down()

@@ -38,8 +38,11 @@ CELERY_REQUIREMENTS = {
 
 class CeleryEngine(BaseEngine):
     def schedule(self, job) -> None:
+        self.schedule_many([job])
+
+    def schedule_many(self, jobs) -> None:
         with transaction.atomic():
-            beat_rows.project(job)
+            beat_rows.project_many(jobs)
 
     def unschedule(self, job_id: int) -> None:
         self.unschedule_many([job_id])
