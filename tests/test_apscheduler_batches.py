@@ -123,3 +123,24 @@ def test_a_tick_whose_claim_meets_an_outage_is_retried_not_lost(make_job, fresh_
         thread.join(30)
     assert [(run.status, run.scheduled_for) for run in runs] == [("succeeded", slot)] and fresh_calls["dropped"] == 1
     assert any("retrying the tick's fires" in r.getMessage() for r in caplog.records)
+
+
+def test_a_fire_later_than_its_grace_is_claimed_and_recorded_skipped_not_run(make_job, fresh_calls):
+    late = make_job(
+        handler="test_count",
+        schedule_type="interval",
+        interval_seconds=60,
+        misfire_grace_seconds=1,
+        kwargs={"key": "l"},
+    )
+    fine = make_job(handler="test_count", schedule_type="interval", interval_seconds=60, kwargs={"key": "f"})
+    slot = late.slot_at(timezone.now() - dt.timedelta(seconds=5))  # five seconds or more ago
+    fires = [
+        (SimpleNamespace(id=store_id(job.pk), args=[job.pk], trigger=SlotTrigger.for_job(job)), [slot])
+        for job in (late, fine)
+    ]
+    skipped, ran = run_fire_batch(fires)
+    assert (skipped.status, ran.status) == ("skipped", "succeeded") and skipped.reason.startswith("misfire:")
+    assert "l" not in fresh_calls and fresh_calls["f"] == 1
+    skipped.refresh_from_db()
+    assert (skipped.status, skipped.lane, skipped.started_at, skipped.scheduled_for) == ("skipped", None, None, slot)

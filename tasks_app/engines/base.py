@@ -73,9 +73,11 @@ class BaseEngine(ABC):
         self._deliver_retries([run])
         return run
 
-    def execute_many(self, slots: list) -> list:
-        """Run many ``runner.Slot``s here side by side (one claim); each slot's run, or ``None``."""
-        runs = runner.run_slots(slots, self.name) if slots else []
+    def execute_many(self, slots: list, vet=None) -> list:
+        """Run many ``runner.Slot``s here side by side (one claim); each slot's run, or ``None``.
+
+        ``vet`` is ``runner.run_slots``'s: a reason it gives for a claimed run skips it instead."""
+        runs = runner.run_slots(slots, self.name, vet=vet) if slots else []
         self._deliver_retries(runs)
         return runs
 

@@ -33,7 +33,7 @@ from tasks_app.models import JobRun, RunStatus, Trigger
 from tasks_app.runner import loop, storable
 from tasks_app.runner.claims import claim_many
 from tasks_app.runner.execution import Outcome, invoke
-from tasks_app.runner.outcomes import Attempt, finish
+from tasks_app.runner.outcomes import Attempt, finish, skip_claimed
 from tasks_app.runner.slot_inserts import Slot
 from tasks_app.runner.waiting import wait_all
 
@@ -55,18 +55,28 @@ def run_slot(
     return run
 
 
-def run_slots(slots: list[Slot], engine: str) -> list[JobRun | None]:
-    """Claim the slots together, run the claimed ones side by side here; each slot's run, or ``None``."""
+def run_slots(slots: list[Slot], engine: str, vet=None) -> list[JobRun | None]:
+    """Claim the slots together, run the claimed ones side by side here; each slot's run, or ``None``.
+
+    ``vet(run)``, when given, sees each claimed run (with its job) before it starts: a reason it
+    returns ends the run ``skipped`` with that reason instead (an engine's misfire policy decided
+    after the claim, so an on-time fire needs no read of its job of its own).
+    """
     close_old_connections()
     try:
         runs = claim_many(slots, engine)
         pending = {}
         for run in runs:
-            if run is not None:
-                attempt = Attempt.of(run)
-                future = start(attempt)
-                if future is not None:
-                    pending[future] = attempt
+            if run is None:
+                continue
+            reason = vet(run) if vet is not None else None
+            if reason:
+                skip_claimed(run, reason)
+                continue
+            attempt = Attempt.of(run)
+            future = start(attempt)
+            if future is not None:
+                pending[future] = attempt
         wait_all(pending)
         return runs
     finally:

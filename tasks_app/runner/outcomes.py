@@ -42,6 +42,23 @@ class Attempt:
         return cls(run, claimed={"worker": run.worker, "attempt": run.attempt})
 
 
+def skip_claimed(run: JobRun, reason: str) -> None:
+    """A run claimed but not to be started (its fire came too late): ``skipped``, with the reason."""
+    values = {
+        "status": RunStatus.SKIPPED,
+        "reason": reason[:300],
+        "finished_at": timezone.now(),
+        "started_at": None,
+        "heartbeat_at": None,
+        "worker": "",
+        "lane": None,
+    }
+    JobRun.objects.filter(pk=run.pk, worker=run.worker, attempt=run.attempt).update(**values)
+    for name, value in values.items():
+        setattr(run, name, value)
+    log.info("run skipped", extra={"job": run.job.name, "run": run.pk, "reason": run.reason})
+
+
 def finish(attempt: Attempt, outcome: Outcome) -> None:
     """Record how the attempt ended (its log lines name the job, run, engine and attempt)."""
     run = attempt.run

@@ -148,30 +148,44 @@ def run_fire_batch(fires) -> list:
 
 def _run_fire_batch(fires) -> list:
     close_old_connections()  # this pool thread's connection may have died since its last batch
-    jobs = Job.objects.in_bulk({aps_job.args[0] for aps_job, _ in fires})
     now = timezone.now()
     slots, run_times, executions = [], [], []
+    # One run time is the usual fire: it is claimed at once and its misfire policy applied to the
+    # job the claim returns (``_too_late``). Several (a stalled scheduler) are planned first.
+    several = [(aps_job, times) for aps_job, times in fires if len(times) > 1]
+    jobs = Job.objects.in_bulk({aps_job.args[0] for aps_job, _ in several}) if several else {}
     for aps_job, times in fires:
-        job = jobs.get(aps_job.args[0])
-        if job is None:
-            continue  # deleted since: its store entry goes with it
         trigger = aps_job.trigger
         by_slot = {trigger.slot_of(t) if isinstance(trigger, SlotTrigger) else t: t for t in times}
-        due, skipped = misfire.plan(job, sorted(by_slot), now)
-        skipped_runs.record(job, ENGINE, skipped)
-        executions += [(aps_job.id, by_slot[s], DjangoJobExecution.MISSED, reason) for s, reason in skipped]
+        if len(times) == 1:
+            due = list(by_slot)
+        else:
+            job = jobs.get(aps_job.args[0])
+            if job is None:
+                continue  # deleted since: its store entry goes with it
+            due, skipped = misfire.plan(job, sorted(by_slot), now)
+            skipped_runs.record(job, ENGINE, skipped)
+            executions += [(aps_job.id, by_slot[s], DjangoJobExecution.MISSED, reason) for s, reason in skipped]
         for slot in due:
-            slots.append(Slot(job.pk, slot))
+            slots.append(Slot(aps_job.args[0], slot))
             run_times.append((aps_job.id, by_slot[slot]))
-    runs = get_engine(ENGINE).execute_many(slots)
+    runs = get_engine(ENGINE).execute_many(slots, vet=lambda run: _too_late(run, now))
     for (aps_id, run_time), run in zip(run_times, runs, strict=True):
         executions.append((aps_id, run_time, *_execution(run)))
     log_executions(executions)
     return runs
 
 
+def _too_late(run, now) -> str | None:
+    """The misfire policy's reason to skip a claimed fire (later than its job's grace), if any."""
+    _, skipped = misfire.plan(run.job, [run.scheduled_for], now)
+    return skipped[0][1] if skipped else None
+
+
 def _execution(run) -> tuple[str, str]:
     """The execution log's status and error for a fire's run (``None``: a duplicate, nothing ran)."""
+    if run is not None and run.status == RunStatus.SKIPPED:
+        return DjangoJobExecution.MISSED, run.reason
     if run is not None and run.status in (RunStatus.FAILED, RunStatus.TIMED_OUT):
         return DjangoJobExecution.ERROR, f"run {run.pk} {run.status}: {(run.error.strip().splitlines() or [''])[-1]}"
     return DjangoJobExecution.SUCCESS, ""
