@@ -67,23 +67,31 @@ def run(args) -> None:
 
 
 # -- the contenders ------------------------------------------------------------------------------
-def _aps(bench, jobs: int, tick: float, cap: float) -> dict:
-    from tasks_app.models import Job, JobRun
+def _once_jobs(engine: str, jobs: int, tick: float):
+    """``jobs`` one-off ``bench_stamp`` jobs of ``engine`` due at ``tick``: (their run_at, the jobs)."""
+    from tasks_app.models import Job
 
     run_at = dt.datetime.fromtimestamp(tick, dt.UTC)
     made = Job.objects.bulk_create(
         [
             Job(
-                name=f"burst-aps-{i}",
+                name=f"burst-{engine}-{i}",
                 handler="bench_stamp",
                 kwargs={"x": i, "y": 1},
-                engine="apscheduler",
+                engine=engine,
                 schedule_type="once",
                 run_at=run_at,
             )
             for i in range(jobs)
         ]
     )
+    return run_at, made
+
+
+def _aps(bench, jobs: int, tick: float, cap: float) -> dict:
+    from tasks_app.models import JobRun
+
+    run_at, made = _once_jobs("apscheduler", jobs, tick)
     proc = bench.start("taskhub-runapscheduler", ["manage.py", "runapscheduler"], _env(DB, common.REDIS_TASKHUB))
     _ready(tick, (proc, aps_common.LEADER_LINE))
     runs = JobRun.objects.filter(job__in=made, scheduled_for=run_at)
@@ -112,22 +120,9 @@ def _aps_stock(bench, jobs: int, tick: float, cap: float) -> dict:
 
 
 def _celery(bench, jobs: int, tick: float, cap: float) -> dict:
-    from tasks_app.models import Job, JobRun
+    from tasks_app.models import JobRun
 
-    run_at = dt.datetime.fromtimestamp(tick, dt.UTC)
-    made = Job.objects.bulk_create(
-        [
-            Job(
-                name=f"burst-celery-{i}",
-                handler="bench_stamp",
-                kwargs={"x": i, "y": 1},
-                engine="celery",
-                schedule_type="once",
-                run_at=run_at,
-            )
-            for i in range(jobs)
-        ]
-    )
+    run_at, made = _once_jobs("celery", jobs, tick)
     worker = bench.worker("taskhub-worker", DB, common.REDIS_TASKHUB)
     beat = bench.beat("taskhub-beat", DB, common.REDIS_TASKHUB, "--loglevel", "DEBUG")
     _ready(tick, (worker, "worker ready"), (beat, "beat loaded jobs"))
@@ -137,8 +132,10 @@ def _celery(bench, jobs: int, tick: float, cap: float) -> dict:
         return common.handler_stamps(runs), runs.filter(status="skipped").count()
 
     figures = _wait_out(bench, [beat, worker], tick, cap, jobs, look)
-    sends = [r for r in _records(beat, '"sent due slots"') if r.get("count") and _at(r) >= tick]
-    figures["sent"] = max((_at(r) for r in sends), default=math.nan) - tick
+    sends = [
+        r for r in common.log_records(beat, '"sent due slots"') if r.get("count") and common.record_time(r) >= tick
+    ]
+    figures["sent"] = max((common.record_time(r) for r in sends), default=math.nan) - tick
     figures["send_span"] = sum(r["seconds"] for r in sends) if sends else math.nan
     return figures
 
@@ -168,7 +165,7 @@ def _celery_stock(bench, jobs: int, tick: float, cap: float) -> dict:
         return [stamp["started"] for stamp in common.peer_stamps()], 0
 
     figures = _wait_out(bench, [beat, worker], tick, cap, jobs, look)
-    sends = [_at(r) for r in _records(beat, "Sending due task")]
+    sends = [common.record_time(r) for r in common.log_records(beat, "Sending due task")]
     figures["sent"] = max(sends, default=math.nan) - tick
     return figures
 
@@ -204,16 +201,6 @@ def _wait_out(bench, procs, tick: float, cap: float, jobs: int, look) -> dict:
         bench.stop(proc)
     late = sorted(s - tick for s in started)
     return {"late": late, "recorded_dropped": recorded, "sent": math.nan, "send_span": math.nan}
-
-
-def _records(proc, text: str):
-    for line in common.log_text(proc).splitlines():
-        if line.startswith("{") and text in line:
-            yield json.loads(line)
-
-
-def _at(record: dict) -> float:
-    return dt.datetime.fromisoformat(record["time"]).timestamp()
 
 
 # -- report ------------------------------------------------------------------------------------------

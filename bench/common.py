@@ -22,7 +22,9 @@ they run.
 import argparse
 import contextlib
 import contextvars
+import datetime as dt
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -468,6 +470,18 @@ def log_text(proc: subprocess.Popen, after: int = 0) -> str:
     with open(proc.log_path, "rb") as handle:
         handle.seek(after)
         return handle.read().decode(errors="replace")
+
+
+def log_records(proc: subprocess.Popen, text: str):
+    """The process's JSON log records whose line holds ``text``."""
+    for line in log_text(proc).splitlines():
+        if line.startswith("{") and text in line:
+            yield json.loads(line)
+
+
+def record_time(record: dict) -> float:
+    """A JSON log record's time, in epoch seconds."""
+    return dt.datetime.fromisoformat(record["time"]).timestamp()
 
 
 def log_size(proc: subprocess.Popen) -> int:

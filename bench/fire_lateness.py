@@ -23,7 +23,6 @@ task" at INFO); the rest of the lateness is the worker's queue. Usage:
 """
 
 import datetime as dt
-import json
 import sys
 import time
 from collections import defaultdict
@@ -58,8 +57,10 @@ def _taskhub_side(bench, jobs: int, seconds: int) -> dict:
     window = _window(first_tick, seconds)
     _wait_past(bench, window)
     fired = defaultdict(dict)
-    for record in _records(beat, '"fired"'):
-        fired[record["job"]][dt.datetime.fromisoformat(record["scheduled_for"]).timestamp()] = _at(record)
+    for record in common.log_records(beat, '"fired"'):
+        fired[record["job"]][dt.datetime.fromisoformat(record["scheduled_for"]).timestamp()] = common.record_time(
+            record
+        )
     starts = _taskhub_starts(window)
     dispatch = {
         name: [(tick, fired[name].get(tick, float("nan"))) for tick, _ in fires] for name, fires in starts.items()
@@ -80,8 +81,10 @@ def _stock_side(bench, jobs: int, seconds: int) -> dict:
     window = _window(first_tick, seconds)
     _wait_past(bench, window)
     sent = defaultdict(list)
-    for record in _records(beat, "Sending due task"):
-        sent[record["message"].split()[4]].append(_at(record))  # "Scheduler: Sending due task <name> (<task>)"
+    for record in common.log_records(beat, "Sending due task"):
+        sent[record["message"].split()[4]].append(
+            common.record_time(record)
+        )  # "Scheduler: Sending due task <name> (<task>)"
     starts = _peer_starts(first_tick, window)
     dispatch = {tag: _derive(first_tick, times, window) for tag, times in sent.items()}
     bench.stop(beat), bench.stop(worker)
@@ -98,16 +101,6 @@ def _wait_past(bench, window) -> None:
     while time.monotonic() < deadline:
         bench.check_alive()
         time.sleep(0.5)
-
-
-def _records(proc, text: str):
-    for line in common.log_text(proc).splitlines():
-        if line.startswith("{") and text in line:
-            yield json.loads(line)
-
-
-def _at(record: dict) -> float:
-    return dt.datetime.fromisoformat(record["time"]).timestamp()
 
 
 def _derive(first_tick: dt.datetime, times: list[float], window) -> list[tuple[float, float]]:
