@@ -54,7 +54,7 @@ def claim(job_id, scheduled_for, engine, attempt=1, trigger=Trigger.SCHEDULE, ta
     with transaction.atomic():
         job = _locked_job(job_id, scheduled_for, now)
         if job is None:
-            log.error("no such job", extra={"job": job_id, "engine": engine})
+            log.warning("no such job", extra={"job": job_id, "engine": engine})  # deleted with a fire in flight
             return None
         if job.slot_run_id is not None:
             existing = JobRun.objects.select_for_update().get(pk=job.slot_run_id)
