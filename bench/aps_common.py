@@ -25,7 +25,7 @@ from pathlib import Path
 from bench import common
 
 PREFIX = "taskhub_apsbench"
-TEMPLATE_DB = f"{PREFIX}_template"
+TEMPLATE_DB = f"{PREFIX}_template_{common.migrations_digest()}"  # one per set of migrations
 LOCK_WAIT = float(os.environ.get("BENCH_LOCK_WAIT", "120"))
 LEADER_LINE = "apscheduler is leader"
 PEER_READY_LINE = "Scheduler started"

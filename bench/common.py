@@ -24,6 +24,7 @@ import contextlib
 import contextvars
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
 import signal
@@ -50,7 +51,21 @@ PYTHON = sys.executable
 PG_SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_TASKHUB = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 REDIS_PEER = os.environ.get("BENCH_PEER_REDIS_URL", "redis://127.0.0.1:6379/13")
-TEMPLATE_DB = "taskhub_bench_template"
+
+
+def migrations_digest(root: Path = ROOT) -> str:
+    """A short digest of this tree's own migrations: a branch with other migrations uses other templates.
+
+    A template migrated by one branch and then used by another (they share this server) would give
+    the second branch's runs a schema it does not have, with other columns, constraints and indexes.
+    """
+    digest = hashlib.sha1()
+    for path in sorted((root / "tasks_app" / "migrations").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+TEMPLATE_DB = f"taskhub_bench_template_{migrations_digest()}"
 LOCK_PATH = Path(tempfile.gettempdir()) / "taskhub-bench.lock"
 LOCK_WAIT = float(os.environ.get("BENCH_LOCK_WAIT", "600"))
 # Variables of ours a subprocess must not inherit unless we set them.

@@ -1,16 +1,21 @@
-"""How long the admin index takes to render with the dashboard over 100,000 runs.
+"""How long the admin index (the dashboard), the job list and ``/metrics`` take over many jobs and runs.
 
-Creates the Postgres database ``taskhub_bench_dash``, migrates it, bulk-inserts 200 jobs and
-100,000 runs spread over the last 24 hours, renders ``/admin/`` through the Django test client
-as a superuser 5 times and prints the p50 and max render time, then the same for the run
-queries alone (the engine checks wait up to their deadlines, e.g. for a worker ping reply).
-Drops the database at the end.
+Creates the Postgres database ``taskhub_bench_dash``, migrates it, bulk-inserts N jobs (200
+unless ``--jobs``; every 100th an every-minute job with no run for two hours, so it is overdue,
+the others yearly and on time) and 100,000 runs spread over the last 24 hours. Then the overdue
+look an engine process's alert courier makes (``OverdueWatch``: its first walk over every job,
+and a second, incremental look), timed. Then, through the Django test client as a superuser,
+renders ``/admin/`` 5 times and prints the p50 and max render time, the same for the run
+queries alone (the engine checks wait up to their deadlines, e.g. for a worker ping reply), the
+job list ``/admin/tasks_app/job/`` and a ``/metrics`` scrape (with its size). Takes the
+machine-wide benchmark lock; drops the database at the end.
 
-    .venv/bin/python bench/dashboard_render.py [--runs 100000] [--renders 5]
+    .venv/bin/python bench/dashboard_render.py [--jobs 200] [--runs 100000] [--renders 5]
 """
 
 import argparse
 import datetime as dt
+import logging
 import os
 import random
 import statistics
@@ -20,8 +25,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import common  # noqa: E402  (after the path)
+
 PG_SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 DB = "taskhub_bench_dash"
+OVERDUE_EVERY = 100
 STATUSES = ["succeeded"] * 85 + ["failed"] * 6 + ["timed_out"] * 2 + ["skipped"] * 3 + ["queued", "running"] * 2
 
 
@@ -30,7 +40,6 @@ def psql(sql: str) -> None:
 
 
 def setup_django() -> None:
-    sys.path.insert(0, str(ROOT))
     os.environ.update(
         {
             "DATABASE_URL": f"{PG_SERVER}/{DB}",
@@ -48,26 +57,17 @@ def setup_django() -> None:
     django.setup()
 
 
-def fill(runs: int, jobs: int = 200) -> None:
+def fill(runs: int, jobs: int) -> None:
     from django.utils import timezone
 
     from tasks_app.models import Job, JobRun
 
-    Job.objects.bulk_create(
-        [
-            Job(
-                name=f"bench-{i:03d}",
-                handler="number_sum",
-                kwargs={"x": 1, "y": 2},
-                schedule_type="interval",
-                interval_seconds=60,
-                engine="celery",
-            )
-            for i in range(jobs)
-        ]
-    )
-    ids = list(Job.objects.values_list("pk", flat=True))
+    for start in range(0, jobs, 5000):
+        Job.objects.bulk_create(_job(i) for i in range(start, min(start + 5000, jobs)))
     now, rng = timezone.now(), random.Random(7)
+    # Every 100th job has owed a run every minute for two hours: it is overdue, as with a dead engine.
+    Job.objects.filter(schedule_type="interval").update(updated_at=now - dt.timedelta(hours=2))
+    ids = list(Job.objects.values_list("pk", flat=True))
     batch = []
     for i in range(runs):
         created = now - dt.timedelta(seconds=rng.uniform(0, 24 * 3600))
@@ -97,6 +97,21 @@ def fill(runs: int, jobs: int = 200) -> None:
         cursor.execute("ANALYZE tasks_app_jobrun")
 
 
+def _job(i: int):
+    from tasks_app.models import Job
+
+    every_minute = i % OVERDUE_EVERY == OVERDUE_EVERY - 1
+    return Job(
+        name=f"bench-{i:06d}",
+        handler="number_sum",
+        kwargs={"x": 1, "y": 2},
+        schedule_type="interval" if every_minute else "cron",
+        interval_seconds=60 if every_minute else None,
+        cron_expression="" if every_minute else "0 3 1 1 *",
+        engine="celery" if i % 2 else "apscheduler",
+    )
+
+
 def timings(func, times: int) -> tuple[float, float]:
     seconds = []
     for _ in range(times):
@@ -108,25 +123,43 @@ def timings(func, times: int) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--renders", type=int, default=5)
     args = parser.parse_args()
-    psql(f"DROP DATABASE IF EXISTS {DB}")
-    psql(f"CREATE DATABASE {DB}")
-    try:
-        setup_django()
-        from django.core.management import call_command
+    with open(common.LOCK_PATH, "a+") as lock:
+        common._wait_for_lock(lock)
+        psql(f"DROP DATABASE IF EXISTS {DB}")
+        psql(f"CREATE DATABASE {DB}")
+        try:
+            setup_django()
+            from django.core.management import call_command
 
-        call_command("migrate", verbosity=0)
+            call_command("migrate", verbosity=0)
+            started = time.perf_counter()
+            fill(args.runs, args.jobs)
+            print(f"inserted {args.jobs} jobs and {args.runs} runs in {time.perf_counter() - started:.1f} s")
+            look()
+            return render(args.renders)
+        finally:
+            from django.db import connections
+
+            connections.close_all()
+            psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+
+
+def look() -> None:
+    """The overdue look an engine process's courier makes: its first walk over every job, then a later look."""
+    from django.utils import timezone
+
+    from tasks_app.alerts.overdue import OverdueWatch
+
+    logging.getLogger("tasks_app.alerts").setLevel(logging.ERROR)  # not a line per overdue job on the console
+    watch = OverdueWatch()
+    for which in ("first", "next"):
         started = time.perf_counter()
-        fill(args.runs)
-        print(f"inserted {args.runs} runs over 200 jobs in {time.perf_counter() - started:.1f} s")
-        return render(args.renders)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        counts = watch.sweep(timezone.now())
+        print(f"the courier's {which} overdue look: {(time.perf_counter() - started) * 1000:.0f} ms, {counts}")
 
 
 def render(renders: int) -> int:
@@ -136,7 +169,7 @@ def render(renders: int) -> int:
 
     from tasks_app.monitoring import dashboard
 
-    client = Client()
+    client = Client(REMOTE_ADDR="127.0.0.1")  # /metrics answers a loopback client
     client.force_login(get_user_model().objects.create_superuser("bench", "bench@example.com", "pw"))
 
     def page():
@@ -152,6 +185,12 @@ def render(renders: int) -> int:
     print(f"/admin/ with the dashboard, {renders} renders: p50 {p50:.0f} ms, max {worst:.0f} ms")
     p50, worst = timings(runs_only, renders)
     print(f"  of which the run queries: p50 {p50:.0f} ms, max {worst:.0f} ms")
+    p50, worst = timings(lambda: get(client, "/admin/tasks_app/job/", b"result_list"), renders)
+    print(f"/admin/tasks_app/job/, {renders} renders: p50 {p50:.0f} ms, max {worst:.0f} ms")
+    p50, worst = timings(lambda: get(client, "/metrics", b"taskhub_jobs"), renders)
+    body = get(client, "/metrics", b"taskhub_jobs")
+    print(f"/metrics, {renders} scrapes: p50 {p50:.0f} ms, max {worst:.0f} ms, {len(body)} bytes, ", end="")
+    print(f"{body.count(b'taskhub_job_overdue{')} taskhub_job_overdue series")
     now = timezone.now()
     for name, query in [
         ("timeline", lambda: dashboard.timeline(now)),
@@ -161,6 +200,12 @@ def render(renders: int) -> int:
     ]:
         print(f"    {name}: p50 {timings(query, renders)[0]:.0f} ms")
     return 0
+
+
+def get(client, path: str, expect: bytes) -> bytes:
+    response = client.get(path)
+    assert response.status_code == 200 and expect in response.content, (path, response.status_code)
+    return response.content
 
 
 if __name__ == "__main__":

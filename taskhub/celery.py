@@ -17,7 +17,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "taskhub.settings")
 # Redis restarted under them (taskhub/redis_transport.py says what and why).
 TRANSPORT_ALIASES.update(redis="taskhub.redis_transport:Transport", rediss="taskhub.redis_transport:Transport")
 
-app = Celery("taskhub")
+app = Celery("taskhub", amqp="taskhub.amqp:AMQP")  # a delivery limit on quorum queues
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()  # each installed app's tasks.py
 app.autodiscover_tasks(["tasks_app.engines.celery"])  # taskhub's own: tasks_app/engines/celery/tasks.py

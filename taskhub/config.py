@@ -8,6 +8,7 @@ one line that names the setting and never shows a secret; ``settings.py`` turns 
 into a clean exit.
 """
 
+import math
 import os
 import warnings
 from collections.abc import Mapping
@@ -32,13 +33,43 @@ class Env(environ.Env):
         super().__init__()
         self.ENVIRON = dict(mapping)
 
+    def float(self, var, default=environ.Env.NOTSET):
+        """A finite number as Python writes one: django-environ's own float strips every other character,
+        so ``1e100`` would read as 1100, ``10s`` as 10 and ``0x10`` as 10."""
+        return self.get_value(var, cast=finite_float, default=default)
+
     def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        # django-environ reads a value "$NAME" as NAME's value, through this same method: only the
+        # outermost call (the setting asked for) turns what went wrong into one line.
+        self._depth = getattr(self, "_depth", 0) + 1
         try:
             return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
-        except ImproperlyConfigured as exc:
-            raise ConfigError(str(exc)) from None
-        except (ValueError, TypeError):
-            raise ConfigError(f"{var} has a value that is not a valid {getattr(cast, '__name__', cast)}") from None
+        except (RecursionError, ImproperlyConfigured, ValueError, TypeError) as exc:
+            if self._depth > 1:
+                raise
+            raise self._error(var, cast, exc) from None
+        finally:
+            self._depth -= 1
+
+    def _error(self, var, cast, exc: Exception) -> ConfigError:
+        raw = self.ENVIRON.get(var)
+        if isinstance(exc, RecursionError):  # X=$X, or X=$Y with Y=$X: the references go round for ever
+            return ConfigError(f"{var} refers to itself: a value starting with $ names another variable")
+        if isinstance(raw, str) and raw.startswith("$") and isinstance(exc, ImproperlyConfigured):
+            return ConfigError(f"{var} starts with $, so it names another variable, and that one is not set")
+        if isinstance(exc, ImproperlyConfigured):
+            return ConfigError(str(exc))
+        return ConfigError(f"{var} has a value that is not a valid {getattr(cast, '__name__', cast)}")
+
+
+def finite_float(value) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
+
+finite_float.__name__ = "float"  # so a bad value reads "not a valid float"
 
 
 def read_env_file(path: Path) -> dict[str, str]:

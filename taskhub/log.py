@@ -144,6 +144,26 @@ def stop() -> None:
         _listener = None
 
 
+@contextlib.contextmanager
+def quiet_console():
+    """Records made inside reach the log file (when one is set) but not the console.
+
+    For a command whose output is its answer (``run_job``): what it ran logs as usual, and the
+    run's history keeps the outcome. On the way out the records queued meanwhile are written
+    (or not) before the console speaks again.
+    """
+    console = _listener.handlers[0] if _listener is not None else None
+    if console is None:
+        yield
+        return
+    console.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        stop()  # drains the queue under the quiet level
+        _start(_settings)
+
+
 def _restart_in_child() -> None:
     # The writer thread does not survive fork(): a child would queue records forever.
     global _listener
@@ -173,6 +193,9 @@ def _log_uncaught(kind, value, tb) -> None:
     """A crash is one record with its traceback, not loose lines between the JSON ones."""
     if issubclass(kind, KeyboardInterrupt):
         return sys.__excepthook__(kind, value, tb)
+    if issubclass(kind, BrokenPipeError):  # `manage.py list_handlers | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return None
     logging.getLogger("taskhub").critical("uncaught exception", exc_info=(kind, value, tb))
 
 

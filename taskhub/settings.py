@@ -7,6 +7,7 @@ mistake stops start-up with one line that names the setting.
 import sys
 from pathlib import Path
 
+from taskhub import alert_settings, broker_settings
 from taskhub.config import ConfigError, database, load_env, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -16,6 +17,15 @@ try:
     DEBUG = env.bool("DEBUG", default=False)
     SECRET_KEY = secret_key(env, DEBUG)
     DATABASES = {"default": database(env, BASE_DIR)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        # The metrics' duplicate-claims index INCLUDEs a column for Postgres; SQLite builds it without, which is
+        # fine, so its warning is noise in every first `bin/setup` and `migrate`.
+        SILENCED_SYSTEM_CHECKS = ["models.W040"]
+
+    # Alerts go to ADMINS, TASKHUB_ALERT_EMAILS and each job's own list (README: Alerts).
+    globals().update(alert_settings.email(env))
+    ADMINS = alert_settings.admins(env)
+    DEFAULT_FROM_EMAIL = SERVER_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="taskhub@localhost")
 
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
     CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -29,24 +39,28 @@ try:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if _https else 0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=_https)
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=_https)
-    if env.bool("TASKHUB_BEHIND_PROXY", default=False):
+    _behind_proxy = env.bool("TASKHUB_BEHIND_PROXY", default=False)
+    if _behind_proxy:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
     TIME_ZONE = env.str("TIME_ZONE", default="UTC")
     REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
-    _visibility_timeout = env.int("TASKHUB_VISIBILITY_TIMEOUT", default=7200)
+    # Redis: a visibility timeout; RabbitMQ: quorum queues, a delivery limit, publisher confirms.
+    globals().update(broker_settings.celery(env, CELERY_BROKER_URL))
 
     LOGGING = {
         "level": env.str("TASKHUB_LOG_LEVEL", default="INFO").upper(),
         "file": env.str("TASKHUB_LOG_FILE", default=""),
         "max_bytes": env.int("TASKHUB_LOG_MAX_BYTES", default=10_000_000),
         "backup_count": env.int("TASKHUB_LOG_BACKUP_COUNT", default=5),
-        "loggers": {"django.db.backends": "INFO"},
+        # httpx logs each request's URL at INFO: an alert webhook's URL (Slack's) holds its secret.
+        "loggers": {"django.db.backends": "INFO", "httpx": "WARNING"},
     }
 
     TASKHUB = {
         "HANDLER_MODULES": env.list("TASKHUB_HANDLER_MODULES", default=["tasks_app.handlers.bundled"]),
+        "TASK_MODULES": env.list("TASKHUB_TASK_MODULES", default=[]),
         "HEALTH_REQUIRED": env.list("TASKHUB_HEALTH_REQUIRED", default=["database"]),
         "HEALTH_TIMEOUT": env.float("TASKHUB_HEALTH_TIMEOUT", default=0.8),
         "LEADER_LOCK": env.bool("TASKHUB_LEADER_LOCK", default=True),
@@ -56,7 +70,24 @@ try:
         "DEFAULT_MISFIRE_GRACE_SECONDS": env.int("TASKHUB_DEFAULT_MISFIRE_GRACE_SECONDS", default=300),
         "RUN_RETENTION_DAYS": env.int("TASKHUB_RUN_RETENTION_DAYS", default=30),
         "STALE_AFTER_SECONDS": env.int("TASKHUB_STALE_AFTER_SECONDS", default=60),
+        "MAX_LOST_ATTEMPTS": env.int("TASKHUB_MAX_LOST_ATTEMPTS", default=3),
         "BEAT_BATCH_SIZE": env.int("TASKHUB_BEAT_BATCH_SIZE", default=50),
+        "PREPARED_STATEMENTS": env.bool("TASKHUB_PREPARED_STATEMENTS", default=True),
+        "METRICS_TOKEN": env.str("TASKHUB_METRICS_TOKEN", default=""),
+        "BEHIND_PROXY": _behind_proxy,
+        "ALERT_EMAILS": alert_settings.addresses(env, "TASKHUB_ALERT_EMAILS"),
+        "ALERT_WEBHOOK_URL": alert_settings.webhook_url(env),
+        "ALERT_WEBHOOK_SECRET": env.str("TASKHUB_ALERT_WEBHOOK_SECRET", default=""),
+        **alert_settings.numbers(env),
+        "PUBLIC_URL": alert_settings.http_url(env, "TASKHUB_PUBLIC_URL"),
+    }
+    # Django's task framework (django-tasks): every @task of TASKHUB_TASK_MODULES runs on this engine.
+    TASKS = {
+        "default": {
+            "BACKEND": "tasks_app.django_tasks.TaskhubBackend",
+            "QUEUES": [],  # any queue name; a Celery worker consumes those it is given with -Q
+            "OPTIONS": {"ENGINE": env.str("TASKHUB_TASKS_ENGINE", default="apscheduler")},
+        }
     }
 except ConfigError as exc:
     sys.exit(f"taskhub: configuration error: {exc}")
@@ -68,9 +99,11 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "import_export",  # the job admin's export action and import preview
     "django_celery_beat",
     "django_celery_results",
     "django_apscheduler",
+    "django_tasks",
     "tasks_app",
 ]
 
@@ -113,6 +146,7 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 USE_I18N = True
+FORMAT_MODULE_PATH = ["taskhub.formats"]  # dates and times as ISO 8601 throughout the admin
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -141,9 +175,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_DEFAULT_QUEUE = "default"  # Job.queue's default; a worker consumes it unless given -Q
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a busy worker does not hoard messages others could run
-# Redis re-delivers an unacknowledged message after this long: it must exceed every
-# task's hard time limit and retry countdown, or a long task runs twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _visibility_timeout}
+# CELERY_BROKER_TRANSPORT_OPTIONS and the queue types depend on the broker: taskhub/broker_settings.py.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 4
 # Celery's Django fixup closes every database connection around every task unless this is

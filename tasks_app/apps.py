@@ -12,6 +12,7 @@ class TasksAppConfig(AppConfig):
     def ready(self):
         # Imported here, not at the top: the app registry must be ready before models load.
         from tasks_app import checks, conf  # noqa: F401  (registers the system checks)
+        from tasks_app.django_tasks import registration
         from tasks_app.engines import connect_receivers
         from tasks_app.exceptions import HandlerError
         from tasks_app.handlers import json_limits
@@ -23,5 +24,6 @@ class TasksAppConfig(AppConfig):
         connect_receivers()
         try:
             registry.load_modules(conf.get("HANDLER_MODULES"))
+            registration.register_modules(conf.get("TASK_MODULES"))  # Django @task functions: handlers too
         except HandlerError as exc:  # reported by the system check taskhub.E001, in one line
             self.handler_import_error = str(exc)

@@ -6,6 +6,8 @@ DEFAULTS = {
     "HANDLER_MODULES": ["tasks_app.handlers.bundled"],
     # Jobs declared in code, upserted by `manage.py sync_jobs`: a list of dicts of Job fields.
     "JOBS": [],
+    # Modules whose Django ``@task`` functions may run (tasks_app.django_tasks): each is a handler too.
+    "TASK_MODULES": [],
     # Which engine class serves each value of Job.engine.
     "ENGINES": {
         "celery": "tasks_app.engines.celery.CeleryEngine",
@@ -17,6 +19,8 @@ DEFAULTS = {
     "HEALTH_TIMEOUT": 0.8,
     # A running run whose heartbeat is older than this is taken to be lost and may be taken over.
     "STALE_AFTER_SECONDS": 60,
+    # A run whose worker was lost this many times (no heartbeat, process gone) is failed, not taken over again.
+    "MAX_LOST_ATTEMPTS": 3,
     # A queued run still queued this long after it was due has lost its delivery: its engine sends it again.
     "REDELIVER_AFTER_SECONDS": 60,
     # How often a running run writes its heartbeat and progress, and checks for a cancel request.
@@ -34,6 +38,9 @@ DEFAULTS = {
     "APSCHEDULER_WORKERS": 10,
     # Seconds in-flight runs may finish after SIGTERM before they are cancelled.
     "SHUTDOWN_GRACE_SECONDS": 30,
+    # The runner's claim and outcome statements prepared on the server once per connection
+    # (runner/prepared.py); False behind a pooler that cannot keep them (PgBouncer < 1.22 in transaction mode).
+    "PREPARED_STATEMENTS": True,
     # How long a finished run keeps trying to store its outcome while the database is away.
     "OUTCOME_RETRY_SECONDS": 120,
     # Upper bound of one retry delay; stays below the broker's visibility timeout.
@@ -45,6 +52,25 @@ DEFAULTS = {
     # Defaults for new jobs.
     "DEFAULT_MISFIRE_GRACE_SECONDS": 300,
     "RUN_RETENTION_DAYS": 30,
+    # The bearer token /metrics asks for; empty: /metrics answers loopback clients only.
+    "METRICS_TOKEN": "",
+    # Behind a reverse proxy (TASKHUB_BEHIND_PROXY): every request comes from it, so /metrics needs the token.
+    "BEHIND_PROXY": False,
+    # Alerts (tasks_app/alerts/): recipients besides ADMINS and each job's own, the webhook and its
+    # HMAC key (unset: calls are not signed), how often the engine processes deliver and look for
+    # overdue jobs (0: they do not), the per-message timeout, attempts and first retry delay.
+    "ALERT_EMAILS": [],
+    "ALERT_WEBHOOK_URL": "",
+    "ALERT_WEBHOOK_SECRET": "",
+    "ALERT_POLL_SECONDS": 5.0,
+    "ALERT_OVERDUE_EVERY_SECONDS": 30.0,
+    "ALERT_TIMEOUT_SECONDS": 10.0,
+    "ALERT_MAX_ATTEMPTS": 6,
+    "ALERT_RETRY_SECONDS": 30.0,
+    "ALERT_BATCH_SIZE": 20,
+    "ALERT_DIGEST_FROM": 3,  # this many due messages of one kind on one channel go as one digest (0: never)
+    # Where people reach this taskhub (https://taskhub.example.com): alerts link to the job's admin page.
+    "PUBLIC_URL": "",
 }
 
 

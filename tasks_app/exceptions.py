@@ -10,6 +10,7 @@ its traceback (``HandlerFailed`` only says an ad-hoc call failed).
 """
 
 __all__ = [
+    "AlertDeliveryError",
     "DeclarationError",
     "EngineUnavailable",
     "HandlerError",
@@ -41,14 +42,26 @@ class UnknownHandler(TaskhubError, LookupError):
 
 
 class KwargsError(TaskhubError, ValueError):
-    """kwargs do not fit the handler's signature; ``errors`` maps parameter -> message."""
+    """kwargs do not fit the handler's signature; ``errors`` maps parameter (or ``__all__``) -> message.
+
+    ``str(exc)`` is for people: a message about the kwargs as a whole first, without a key, then
+    ``name: message`` for each parameter (``kwargs must be a JSON object``, ``x: missing; y: missing``),
+    a name that is not a plain word quoted (``'my key': unknown parameter``).
+    """
 
     def __init__(self, errors: dict[str, str]):
         super().__init__(errors)
         self.errors = dict(sorted(errors.items()))
 
     def __str__(self) -> str:
-        return "; ".join(f"{name}: {message}" for name, message in self.errors.items())
+        whole = [message for name, message in self.errors.items() if name == "__all__"]
+        named = [f"{_shown(name)}: {message}" for name, message in self.errors.items() if name != "__all__"]
+        return "; ".join(whole + named)
+
+
+def _shown(name: str) -> str:
+    """A parameter name as a person reads it: quoted when it is not a plain word (``''``, ``'\\n'``)."""
+    return name if name.isidentifier() else repr(name)
 
 
 class Unstorable(TaskhubError, ValueError):
@@ -109,3 +122,7 @@ class SignatureError(TaskhubError):
 
 class SecretUnreadable(TaskhubError):
     """A stored API secret cannot be decrypted: ``SECRET_KEY`` changed without a fallback."""
+
+
+class AlertDeliveryError(TaskhubError):
+    """An alert that did not go out this time (SMTP, HTTP, timeout): the outbox retries it."""

@@ -61,18 +61,28 @@ def memory_engines(taskhub_settings):
         get_engine(name).stop()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _end_stray_test_database_sessions(django_db_setup, django_db_blocker):
-    """Before the test database is dropped, end the sessions still open on it, and name them.
+# The database names before pytest-django swaps in its test databases (settings are loaded by now).
+_NAMES_BEFORE_SETUP = {alias: database["NAME"] for alias, database in settings.DATABASES.items()}
+
+
+def made_test_database(connection) -> bool:
+    """Whether pytest-django made a test database for ``connection`` (none when no test uses it)."""
+    return connection.settings_dict["NAME"] != _NAMES_BEFORE_SETUP[connection.alias]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, and before the test database is dropped, end the sessions still open on it.
 
     Threads that ran ORM code in a handler (asgiref's executor) or a leaked helper keep their
-    own connections; Postgres refuses to drop a database in use, which leaves it behind.
+    own connections; Postgres refuses to drop a database in use, which leaves it behind. Only
+    tests that use the database ask for this fixture, and only a database pytest-django made is
+    touched: never the one the settings name (a run of database-free tests opens no connection).
     """
     yield
     from django.db import connection
 
-    # pytest-django creates only the databases the collected tests use: maybe none at all.
-    if connection.vendor != "postgresql" or not connection.settings_dict["NAME"].startswith("test_"):
+    if connection.vendor != "postgresql" or not made_test_database(connection):
         return
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(

@@ -92,3 +92,13 @@ async def test_progress_message(key: str, context: RunContext | None = None) -> 
     while not release.is_set():
         await anyio.sleep(0.02)
     return "released"
+
+
+@handler(name="test_kill_own_process")
+async def test_kill_own_process() -> str:
+    """A poison run: it kills the (pool) process running it, every time."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+    return "unreachable"

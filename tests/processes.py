@@ -1,7 +1,8 @@
 """Real taskhub processes for the tests: Celery workers, beat, runapscheduler.
 
 Each runs as a subprocess against the test database (the tests that use them commit
-their data: ``django_db(transaction=True)``) and a flushed Redis database, and is stopped
+their data: ``django_db(transaction=True)``) and a flushed Redis database (or the broker of
+``tests/brokers.py``'s ``broker_url``), and is stopped
 by its PID when the test ends.
 """
 
@@ -38,13 +39,14 @@ class Processes:
     def __init__(self, tmp_path):
         self.tmp_path = tmp_path
         self.started: list[subprocess.Popen] = []
+        self.broker_url = REDIS_URL  # tests/brokers.py's broker_url switches it to RabbitMQ
 
     def start(self, name: str, *args: str, **env) -> subprocess.Popen:
         log = open(self.tmp_path / f"{name}-{len(self.started)}.log", "w")
         proc = subprocess.Popen(
             [sys.executable, *args],
             cwd=ROOT,
-            env=process_env(**env),
+            env=process_env(**{"CELERY_BROKER_URL": self.broker_url, **env}),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -98,6 +98,9 @@ def form_data(**overrides):
         "retry_backoff_seconds": "",
         "jitter_seconds": "0",
         "misfire_grace_seconds": "300",
+        "alert_after_failures": "0",
+        "alert_when_overdue": "on",
+        "alert_emails": "",
         "coalesce": "on",
         "max_running": "1",
     }
@@ -139,7 +142,7 @@ def test_the_list_shows_schedule_next_run_in_the_jobs_zone_and_the_last_run(admi
     response = admin_client.get(JOBS)
     row = next(r for r in response.text.split("<tr") if ">nightly<" in r)
     assert escape(describe_schedule(job)) in row
-    assert ">02:30 CET<" in row or ">02:30 CEST<" in row  # next run, in the job's own zone
+    assert ">02:30:00 CET<" in row or ">02:30:00 CEST<" in row  # next run, in the job's own zone
     assert 'taskhub-succeeded">Succeeded<' in row and run_url("change", newest) in row  # the newest by created_at
     paused_row = next(r for r in response.text.split("<tr") if ">paused<" in r)
     assert 'class="field-next_run">—<' in paused_row
@@ -280,7 +283,7 @@ def test_deleting_a_job_asks_first_and_deletes_its_runs(admin_client, make_job):
     job = make_job(name="doomed")
     make_run(job)
     confirm = admin_client.get(job_url("delete", job))
-    assert confirm.status_code == 200 and "Job runs: 1" in confirm.text
+    assert confirm.status_code == 200 and "Runs: 1" in confirm.text
     response = admin_client.post(job_url("delete", job), {"post": "yes"})
     assert response.status_code == 302
     assert not Job.objects.filter(pk=job.pk).exists() and not JobRun.objects.exists()
@@ -378,7 +381,7 @@ def test_the_job_page_previews_the_next_5_fires_in_the_jobs_zone(admin_client, m
     html = admin_client.get(job_url("change", job)).text
     preview = html.split('class="taskhub-fires"')[1].split("</ol>")[0]
     assert preview.count("<li>") == 5
-    assert preview.count(" 02:30 CET (01:30 UTC)") + preview.count(" 02:30 CEST (00:30 UTC)") == 5
+    assert preview.count(" 02:30:00 CET (01:30:00 UTC)") + preview.count(" 02:30:00 CEST (00:30:00 UTC)") == 5
     assert "Schedule in words" in html and escape(describe_schedule(job)) in html
 
 
@@ -523,7 +526,7 @@ def test_the_run_list_shows_badges_links_and_progress_in_constant_queries(
     assert 'taskhub-cancelled">Cancelled<' in response.text
     assert job_url("change", job) in response.text and "1.2 s" in response.text
     assert '<progress max="1" value="0.4"' in response.text
-    assert '>2029-07-01</span> <span class="taskhub-nowrap">03:30 CEST<' in response.text  # in its job's zone
+    assert '>2029-07-01</span> <span class="taskhub-nowrap">03:30:00 CEST<' in response.text  # in its job's zone
 
 
 @pytest.mark.django_db

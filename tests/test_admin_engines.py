@@ -1,4 +1,4 @@
-"""The engines' own admin pages: a staff user with every permission may look, never change or act."""
+"""The engines' own admin pages: superusers may read them, nobody may change or act; the index's order."""
 
 import datetime as dt
 import itertools
@@ -89,49 +89,55 @@ def test_the_engines_admins_are_all_covered():
     assert {"django_celery_beat", "django_celery_results", "django_apscheduler"} <= labels
 
 
-def test_staff_with_every_permission_cannot_add_change_delete_or_act_on_engine_rows(
-    client, all_permissions_staff, admin_user
+def test_nobody_may_add_change_delete_or_act_on_engine_rows_and_only_superusers_look(
+    client, all_permissions_staff, admin_client, admin_user
 ):
     registered = registered_elsewhere()
     objects = {model: make(model) for model, _ in registered}
     before = snapshot(registered)
     superuser_request, staff_request = RequestFactory().get("/"), RequestFactory().get("/")
     superuser_request.user, staff_request.user = admin_user, all_permissions_staff
-    tried = []
     for model, model_admin in registered:
         info, obj = (model._meta.app_label, model._meta.model_name), objects[model]
-        add, change, delete = (
+        add, change, delete, changelist = (
             reverse(f"admin:{info[0]}_{info[1]}_{view}", args=args)
-            for view, args in (("add", []), ("change", [obj.pk]), ("delete", [obj.pk]))
+            for view, args in (("add", []), ("change", [obj.pk]), ("delete", [obj.pk]), ("changelist", []))
         )
-        assert client.get(add).status_code == 403, add
-        assert client.post(add, {}).status_code == 403, add
-        assert client.post(change, {}).status_code == 403, change
-        assert client.get(delete).status_code == 403, delete
-        assert client.post(delete, {"post": "yes"}).status_code == 403, delete
-        assert client.get(change).status_code == 200, change  # may still look
-        assert model_admin.get_actions(staff_request) == {}
-        changelist = reverse(f"admin:{info[0]}_{info[1]}_changelist")
-        for action in model_admin.get_actions(superuser_request):
-            client.post(changelist, {"action": action, "_selected_action": [obj.pk], "index": 0, "post": "yes"})
-            tried.append(action)
+        for who in (client, admin_client):
+            assert who.get(add).status_code == 403, add
+            assert who.post(add, {}).status_code == 403, add
+            assert who.post(change, {}).status_code == 403, change
+            assert who.get(delete).status_code == 403, delete
+            assert who.post(delete, {"post": "yes"}).status_code == 403, delete
+            who.post(changelist, {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"})
+        assert client.get(changelist).status_code == 403 and client.get(change).status_code == 403
+        listing, page = admin_client.get(changelist), admin_client.get(change)
+        assert listing.status_code == 200 and page.status_code == 200, change  # a superuser reads them
+        assert listing.context["action_form"] is None and 'name="_save"' not in page.text
+        assert model_admin.get_actions(staff_request) == model_admin.get_actions(superuser_request) == {}
     assert snapshot(registered) == before  # nothing changed
-    assert {
-        "run_selected_jobs",
-        "enable_tasks",
-        "disable_tasks",
-        "toggle_tasks",
-        "run_tasks",
-        "delete_selected",
-    } <= set(tried)
 
 
-def test_a_superuser_still_may(admin_client):
-    from django_celery_beat.models import PeriodicTask
+def test_the_index_shows_taskhub_first_and_the_engine_internals_last_and_collapsed(admin_client):
+    page = admin_client.get(reverse("admin:index")).text
+    order = [page.index(f'class="app-{label} module') for label in ("tasks_app", "auth", "engine_internals")]
+    assert order == sorted(order)
+    assert page.index("app-tasks_app module") < page.index('id="taskhub-dashboard"') < page.index("app-auth module")
+    taskhub = page.split('class="app-tasks_app module')[1].split("</table>")[0]
+    models = [taskhub.index(f'class="model-{name}') for name in ("job", "jobrun", "apiclient")]
+    assert models == sorted(models) and ">Runs</a>" in taskhub
+    internals = page.split('<details class="module" id="engine-internals">')[1].split("</details>")[0]
+    for name in ("Celery beat: periodic tasks", "Celery beat: crontabs", "APScheduler: django job executions"):
+        assert name in internals
+    assert "addlink" not in internals and "changelink" not in internals and "viewlink" in internals
+    for label in ("django_celery_beat", "django_celery_results", "django_apscheduler"):
+        assert f"app-{label} module" not in page  # only inside the one section
 
-    task = make(PeriodicTask)
-    changelist = reverse("admin:django_celery_beat_periodictask_changelist")
-    admin_client.post(changelist, {"action": "disable_tasks", "_selected_action": [task.pk], "index": 0})
-    task.refresh_from_db()
-    assert task.enabled is False
-    assert admin_client.get(reverse("admin:django_apscheduler_djangojob_add")).status_code == 200
+
+def test_staff_with_every_permission_see_no_engine_internals(client, all_permissions_staff):
+    page = client.get(reverse("admin:index")).text
+    assert "app-tasks_app module" in page and 'id="engine-internals"' not in page
+    assert "django_celery_beat" not in page and "django_apscheduler" not in page
+    assert client.get(reverse("admin:app_list", args=["django_celery_beat"])).status_code == 404
+    sidebar = client.get(reverse("admin:tasks_app_job_changelist")).text
+    assert "Engine internals" not in sidebar and "django_celery_results" not in sidebar

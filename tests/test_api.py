@@ -3,6 +3,7 @@
 import datetime as dt
 import hashlib
 import hmac
+import io
 import json
 import os
 import re
@@ -14,18 +15,20 @@ import pytest
 from django.conf import settings
 from django.contrib.messages import get_messages
 from django.contrib.messages.storage.cookie import CookieStorage
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from tasks_app.api import signing
+from tasks_app import signing
 from tasks_app.models import JobRun
 from tasks_app.models.api_clients import ApiClient, ApiNonce
-from tests.helpers import wait_for
+from tests.helpers import ROOT, wait_for
 from tests.services import POSTGRES_URL, require
 
 CLIENTS = reverse("admin:tasks_app_apiclient_changelist")
+PAUSED_409 = "job 'paused' is paused (this API client may not run paused jobs)"
 MEMORY = "tasks_app.engines.memory.MemoryEngine"
 
 
@@ -267,10 +270,10 @@ def test_unknown_or_not_allowed_job_404_paused_409(make_job, api_client, memory_
         make_job(name="paused", enabled=False),
     )
     assert error_of(trigger("nope", api_client), 404) == "no job named 'nope'"
-    assert error_of(trigger("paused", api_client), 409) == "job 'paused' is paused"
+    assert error_of(trigger("paused", api_client), 409) == PAUSED_409
     restrict(api_client, [allowed, paused])
     assert error_of(trigger("forbidden", api_client), 404) == "no job named 'forbidden'"
-    assert error_of(trigger("paused", api_client), 409) == "job 'paused' is paused"
+    assert error_of(trigger("paused", api_client), 409) == PAUSED_409
     assert not JobRun.objects.exists()
     assert trigger("allowed", api_client).status_code == 202
     assert list(JobRun.objects.values_list("job__name", flat=True)) == ["allowed"]
@@ -296,6 +299,7 @@ def test_unknown_or_not_allowed_job_404_paused_409(make_job, api_client, memory_
         ({"kwarg": {"x": 1}}, 400, "unknown field 'kwarg'", None),
         (b"x=1&y=2", 400, "the body must be JSON", None),
         (b"\xff\xfe", 400, "the body must be JSON", None),
+        ({"kwargs": {"x": 1, "y": 2, "z": "9" * 70000}}, 400, "kwargs", None),  # the kwargs as a whole: no field
     ],
 )
 def test_bad_kwargs_or_body_get_400_naming_the_problem(
@@ -475,58 +479,25 @@ def test_secrets_survive_a_secret_key_rotation_through_the_fallbacks(make_job, a
 
 
 # -- the README snippets, run as a user would ------------------------------------------------
-# Kept verbatim in README.md's "Trigger API" section: change both together.
-CURL_FUNCTION = r"""
-taskhub_api() {  # taskhub_api METHOD PATH [BODY]
-  local method="$1" target="$2" body="${3-}" ts nonce digest sig
-  ts=$(date +%s)
-  nonce=$(openssl rand -hex 16)
-  digest=$(printf '%s' "$body" | openssl dgst -sha256 | awk '{print $NF}')
-  sig=$(printf '%s\n%s\n%s\n%s\n%s' "$ts" "$method" "$target" "$digest" "$nonce" \
-        | openssl dgst -sha256 -hmac "$TASKHUB_SECRET" | awk '{print $NF}')
-  curl -sS -X "$method" "$TASKHUB_URL$target" --data-binary "$body" \
-    -H "Content-Type: application/json" -H "X-Taskhub-Key: $TASKHUB_KEY_ID" \
-    -H "X-Taskhub-Timestamp: $ts" -H "X-Taskhub-Nonce: $nonce" -H "X-Taskhub-Signature: $sig"
-  echo
-}
-"""
-CURL_TRIGGER = """taskhub_api POST /api/jobs/add-numbers/trigger '{"kwargs": {"x": 1, "y": 2}}'"""
-CURL_STATUS = "taskhub_api GET /api/runs/42"
-
-PYTHON_SNIPPET = r"""
-import hashlib, hmac, json, os, secrets, time, urllib.error, urllib.request
-
-TASKHUB_URL = os.environ["TASKHUB_URL"]  # e.g. https://taskhub.example.com
-KEY_ID, SECRET = os.environ["TASKHUB_KEY_ID"], os.environ["TASKHUB_SECRET"]
+def readme_block(after: str, language: str) -> str:
+    """The first fenced ``language`` block after the line that starts with ``after`` in README.md."""
+    text = (ROOT / "README.md").read_text()
+    rest = text[text.index(after) :]
+    start = rest.index(f"```{language}\n") + len(language) + 4
+    return rest[start : rest.index("```", start)]
 
 
-def taskhub_api(method, path, payload=None):
-    body = b"" if payload is None else json.dumps(payload).encode()
-    timestamp, nonce = str(int(time.time())), secrets.token_hex(16)
-    message = "\n".join([timestamp, method, path, hashlib.sha256(body).hexdigest(), nonce])
-    signature = hmac.new(SECRET.encode(), message.encode(), hashlib.sha256).hexdigest()
-    request = urllib.request.Request(TASKHUB_URL + path, data=body or None, method=method, headers={
-        "Content-Type": "application/json", "X-Taskhub-Key": KEY_ID, "X-Taskhub-Timestamp": timestamp,
-        "X-Taskhub-Nonce": nonce, "X-Taskhub-Signature": signature})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.load(response)
-    except urllib.error.HTTPError as exc:
-        raise SystemExit(f"taskhub said {exc.code}: {json.load(exc)['error']}") from None
-
-
-run = taskhub_api("POST", "/api/jobs/add-numbers/trigger", {"kwargs": {"x": 1, "y": 2}})
-while (status := taskhub_api("GET", run["status_url"]))["status"] in ("queued", "running"):
-    time.sleep(1)
-print(status["status"], status["result"])
-"""
+CURL_BLOCK = readme_block("**curl + openssl**", "sh")
+CURL_FUNCTION = CURL_BLOCK[: CURL_BLOCK.index("\n}\n") + 3]
+CURL_TRIGGER, CURL_STATUS = (line for line in CURL_BLOCK.splitlines() if line.startswith("taskhub_api "))
+PYTHON_SNIPPET = readme_block("**Python**", "python")
 
 
 @pytest.fixture
-def snippet_env(live_server, make_job, api_client, memory_engines):
+def snippet_env(live_server, api_client, memory_engines):
     # The server thread and the engine's threads write at once: the in-memory SQLite fallback locks up.
     require(POSTGRES_URL, "Postgres")
-    make_job(name="add-numbers", kwargs={"x": 0, "y": 0})
+    call_command("create_demo_job", stdout=io.StringIO())  # as a fresh bin/run does
     return {
         **os.environ,
         "TASKHUB_URL": live_server.url,
@@ -535,24 +506,34 @@ def snippet_env(live_server, make_job, api_client, memory_engines):
     }
 
 
-def _sh(shell, script, env):
+def _sh(shell, script, env) -> tuple[dict, str]:
+    """The JSON answer (stdout) and the HTTP status line (stderr) of a README shell snippet."""
     done = subprocess.run([shell, "-euc", script], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and not done.stderr, done.stderr
-    return json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), done.stderr
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("shell", ["bash", "sh"])
-def test_the_readme_curl_and_openssl_snippet_works(snippet_env, shell):
-    queued = _sh(shell, CURL_FUNCTION + CURL_TRIGGER, snippet_env)
-    assert queued["status"] == "queued" and queued["job"] == "add-numbers"
+def test_the_readme_curl_and_openssl_snippet_works_as_written(snippet_env, shell):
+    assert "demo-add-numbers" in CURL_TRIGGER
+    queued, status_line = _sh(shell, CURL_FUNCTION + CURL_TRIGGER, snippet_env)
+    assert (queued["status"], queued["job"], status_line) == ("queued", "demo-add-numbers", "HTTP 202\n")
     assert finished(queued["run"])
-    status = _sh(shell, CURL_FUNCTION + CURL_STATUS.replace("/api/runs/42", queued["status_url"]), snippet_env)
-    assert (status["status"], status["result"], status["trigger"]) == ("succeeded", 3, "api")
+    status, status_line = _sh(
+        shell, CURL_FUNCTION + CURL_STATUS.replace("/api/runs/42", queued["status_url"]), snippet_env
+    )
+    assert (status["status"], status["result"], status["trigger"], status_line) == ("succeeded", 3, "api", "HTTP 200\n")
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_readme_python_snippet_works(snippet_env):
+def test_the_readme_curl_snippet_shows_the_status_of_a_refusal(snippet_env):
+    answer, status_line = _sh("bash", CURL_FUNCTION + "taskhub_api GET /api/runs/999999", snippet_env)
+    assert (answer, status_line) == ({"error": "no run 999999"}, "HTTP 404\n")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_readme_python_snippet_works_as_written(snippet_env):
     done = subprocess.run(
         [sys.executable, "-c", PYTHON_SNIPPET], env=snippet_env, capture_output=True, text=True, timeout=60
     )

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from tasks_app.api import signing
+from tasks_app import signing
 from tasks_app.models import JobRun
 from tasks_app.models.api_clients import ApiClient
 from tests.helpers import wait_for

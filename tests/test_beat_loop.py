@@ -128,6 +128,26 @@ def write_past_validation(job: Job, **fields) -> None:
     Job.objects.filter(pk=job.pk).update(**fields)
 
 
+# -- the banner -----------------------------------------------------------------------------------
+def test_the_banner_says_what_is_true_before_and_after_the_leader_lock_is_decided(make_job, beat, caplog):
+    celery_job(make_job)
+    # Celery prints the banner before the first tick: nothing is decided yet, and it says so.
+    assert beat.info == '    . taskhub: waiting for the leader lock (then "beat is leader", or it stands by)'
+    with caplog.at_level("INFO", logger="tasks_app.beat"):
+        beat.tick_at(T0)
+    assert beat.info == "    . taskhub: 1 jobs, leader"
+    assert [r.getMessage() for r in caplog.records if r.name == "tasks_app.beat"][0] == "beat is leader"
+    second = SteppedBeat(T0)
+    caplog.clear()
+    try:
+        with caplog.at_level("INFO", logger="tasks_app.beat"):
+            assert second.tick() == second.tick() == second.standby_poll
+    finally:
+        second.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "tasks_app.beat"]
+    assert said == ["beat is standing by: another beat is leader"]  # once, not at every poll
+
+
 # -- the due-heap ---------------------------------------------------------------------------------
 def test_a_slot_fires_once_at_its_time_not_a_microsecond_before_and_then_the_next_is_due(make_job, beat):
     job = every(make_job, 10)

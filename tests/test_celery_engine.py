@@ -1,4 +1,8 @@
-"""The Celery engine with real processes: a prefork worker and beat on Redis, Postgres history."""
+"""The Celery engine with real processes: a prefork worker and beat on Redis, Postgres history.
+
+The guarantees (scheduled runs, retries, a killed pool process, two beats, a pickled message) run on
+both brokers, Redis and RabbitMQ (``broker_url``, tests/brokers.py); the rest on Redis.
+"""
 
 import datetime as dt
 import os
@@ -6,12 +10,13 @@ import signal
 
 import pytest
 from django.utils import timezone
-from kombu import Connection, Exchange, Producer
+from kombu import Connection, Producer
 
+from taskhub.celery import app
 from tasks_app.engines import request_run
 from tasks_app.models import Job, JobRun, SchedulerHeartbeat
+from tests.brokers import broker_url  # noqa: F401  (fixture)
 from tests.processes import processes, wait_for  # noqa: F401  (fixture)
-from tests.services import REDIS_URL
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
@@ -24,7 +29,7 @@ def runs(job, **filters):
     return list(JobRun.objects.filter(job=job, **filters).order_by("scheduled_for"))
 
 
-def test_scheduled_runs_are_recorded_for_interval_and_one_off_jobs(make_job, processes):
+def test_scheduled_runs_are_recorded_for_interval_and_one_off_jobs(make_job, processes, broker_url):
     # Cron fires through the same loop (tests/test_beat_loop.py steps it); waiting for a minute proves no more.
     processes.worker()
     processes.beat()
@@ -42,7 +47,7 @@ def test_scheduled_runs_are_recorded_for_interval_and_one_off_jobs(make_job, pro
     assert all(r.worker and r.duration_seconds is not None for r in runs(every_second, status="succeeded"))
 
 
-def test_run_now_goes_through_a_worker_and_retries_are_attempts(make_job, processes):
+def test_run_now_goes_through_a_worker_and_retries_are_attempts(make_job, processes, broker_url):
     processes.worker()
     now_job = celery_job(make_job, kwargs={"x": 20, "y": 22})
     run = request_run(now_job)
@@ -107,7 +112,7 @@ def test_beat_writes_a_heartbeat_that_health_reports(make_job, processes, client
     assert check["ok"] is True and check["leader"] == leader
 
 
-def test_a_pool_process_killed_mid_run_completes_exactly_once(make_job, processes):
+def test_a_pool_process_killed_mid_run_completes_exactly_once(make_job, processes, broker_url):
     processes.worker(concurrency=1)
     job = celery_job(make_job, handler="test_slow", kwargs={"seconds": 3}, max_retries=0)
     run = request_run(job)
@@ -143,7 +148,7 @@ def test_a_ticks_slots_run_side_by_side_from_one_message_and_survive_a_killed_po
     assert JobRun.objects.filter(job__in=jobs).count() == 4
 
 
-def test_two_beats_give_one_effect_per_slot_and_the_standby_takes_over(make_job, processes):
+def test_two_beats_give_one_effect_per_slot_and_the_standby_takes_over(make_job, processes, broker_url):
     processes.worker(concurrency=2)
     leader = processes.beat()
     assert wait_for(lambda: SchedulerHeartbeat.objects.filter(scheduler="beat").first())
@@ -177,15 +182,17 @@ def test_two_beats_give_one_effect_per_slot_and_the_standby_takes_over(make_job,
     assert not JobRun.objects.filter(job=job, duplicate_claims__gt=0).exclude(status="succeeded").exists()
 
 
-def test_a_pickled_message_is_refused_and_nothing_runs(make_job, processes):
+def test_a_pickled_message_is_refused_and_nothing_runs(make_job, processes, broker_url):
     worker = processes.worker()
     job = celery_job(make_job)
     assert wait_for(lambda: "ready" in processes.output(worker), timeout=30)
-    with Connection(REDIS_URL) as conn:
+    queue = app.amqp.queues["default"]  # as the broker's settings declare it (a quorum queue on RabbitMQ)
+    with Connection(broker_url) as conn:
         Producer(conn).publish(
             {"job_id": job.pk, "scheduled_for": timezone.now().isoformat()},
-            routing_key="default",
-            exchange=Exchange("default"),
+            routing_key=queue.routing_key,
+            exchange=queue.exchange,
+            declare=[queue],
             serializer="pickle",
             headers={"task": "taskhub.run_job", "id": "pickled-1", "lang": "py", "argsrepr": "", "kwargsrepr": ""},
         )

@@ -9,7 +9,7 @@ import sys
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import call_command
-from django.core.management.base import SystemCheckError
+from django.core.management.base import CommandError, SystemCheckError
 
 from tasks_app.models import Job
 from tests.helpers import ROOT, clean_env, manage
@@ -60,6 +60,7 @@ def test_list_handlers_prints_signatures_and_defaults(capsys):
     assert "number_sum(x: int, y: int)" in out
     assert "cleanup_runs(older_than_days: int = 30, batch_size: int = 1000)" in out
     assert "timeout=600s" in out
+    assert '    example kwargs: {"x": 1, "y": 1}\n' in out  # what a job's kwargs box or run_job --kwargs takes
 
 
 @pytest.mark.django_db
@@ -81,10 +82,47 @@ def test_cleanup_runs_command_reports_what_it_deleted(make_job, capsys):
 def test_cleanup_runs_refuses_a_negative_age_in_one_line():
     result = manage("cleanup_runs", "--older-than", "-1", env=clean_env(SECRET_KEY="k"))
     assert result.returncode == 1
-    assert (
-        result.stderr.strip().splitlines()[-1]
-        == "CommandError: --older-than must be 0 or more and --batch-size at least 1"
-    )
+    assert result.stderr.strip().splitlines() == [
+        "CommandError: --older-than must be 0 to 36500 and --batch-size 1 to 10000"
+    ]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--older-than", "-1"],
+        ["--older-than", "36501"],
+        ["--older-than", "999999999"],  # was an OverflowError's traceback (date value out of range)
+        ["--older-than", "30", "--batch-size", "0"],
+        ["--older-than", "30", "--batch-size", "99999999999999999999"],  # was "datatype mismatch" from SQLite
+    ],
+)
+def test_cleanup_runs_refuses_numbers_out_of_range_with_one_message(options):
+    with pytest.raises(CommandError, match="^--older-than must be 0 to 36500 and --batch-size 1 to 10000$"):
+        call_command("cleanup_runs", *options)
+
+
+@pytest.mark.parametrize("days, batch_size", [(-1, 1000), (36_501, 1000), (10**9, 1000), (30, 0), (30, 10**20)])
+def test_retention_refuses_what_it_cannot_do_before_touching_a_row(days, batch_size):
+    """The bundled cleanup_runs handler calls it with a job's kwargs: a clear error, not an OverflowError."""
+    from tasks_app.models.retention import delete_runs_older_than
+
+    with pytest.raises(ValueError, match="^days must be 0 to 36500 and batch_size 1 to 10000$"):
+        delete_runs_older_than(days, batch_size)
+
+
+@pytest.mark.parametrize("options", [["--workers", "0"], ["--workers", "-1"], ["--workers", "1001"], ["--grace", "-5"]])
+def test_runapscheduler_refuses_numbers_out_of_range_with_one_message(options):
+    with pytest.raises(CommandError, match="^--workers must be 1 to 1000 and --grace 0 to 86400 seconds$"):
+        call_command("runapscheduler", *options)
+
+
+def test_runapscheduler_with_no_workers_is_one_line_not_a_traceback():
+    result = manage("runapscheduler", "--workers", "0", env=clean_env(SECRET_KEY="k"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "CommandError: --workers must be 1 to 1000 and --grace 0 to 86400 seconds"
+    ]
 
 
 def test_a_celery_setting_taskhub_relies_on_is_checked_at_start_up():
@@ -108,6 +146,24 @@ def test_a_job_that_can_outlive_the_visibility_timeout_fails_the_database_checks
     make_job(engine="celery", timeout_seconds=7200)
     with pytest.raises(SystemCheckError, match=r"taskhub.E005.*visibility_timeout \(7200 s\)"):
         call_command("check", databases=["default"])
+
+
+@pytest.mark.django_db
+def test_on_rabbitmq_no_check_asks_for_a_visibility_timeout(make_job):
+    """RabbitMQ re-delivers a message when its consumer's connection closes, never after a timeout:
+    a long job and a long retry delay are fine there, while on Redis they fail E004 and E005."""
+    from django.core.checks import run_checks
+    from django.test import override_settings
+
+    from tests.brokers import celery_app_on
+    from tests.services import AMQP_URL
+
+    make_job(engine="celery", timeout_seconds=7200)
+    with override_settings(TASKHUB={"MAX_RETRY_DELAY_SECONDS": 10_000}):
+        on_redis = [e.id for e in run_checks(databases=["default"]) if e.id.startswith("taskhub.")]
+        with celery_app_on(AMQP_URL):  # settings only: no connection is made
+            on_rabbitmq = [e.id for e in run_checks(databases=["default"]) if e.id.startswith("taskhub.")]
+    assert (sorted(on_redis), on_rabbitmq) == (["taskhub.E004", "taskhub.E005"], [])
 
 
 PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----"
@@ -149,3 +205,15 @@ def test_encrypt_secret_reads_one_line_at_its_prompt_on_a_terminal():
             proc.kill()
     assert proc.returncode == 0, err
     assert "value to encrypt" in err and decrypted(out.strip(), key) == "rosebud"
+
+
+@pytest.mark.django_db
+def test_create_demo_job_makes_the_readmes_job_once_and_leaves_an_existing_one_alone(capsys):
+    call_command("create_demo_job")
+    job = Job.objects.get(name="demo-add-numbers")
+    assert (job.handler, job.kwargs, job.engine, job.enabled) == ("number_sum", {"x": 1, "y": 2}, "apscheduler", True)
+    assert capsys.readouterr().out.startswith('demo job \'demo-add-numbers\' created: number_sum {"x": 1, "y": 2}; ')
+    Job.objects.filter(pk=job.pk).update(kwargs={"x": 20, "y": 22})
+    call_command("create_demo_job")
+    assert "exists (left as it is)" in capsys.readouterr().out
+    assert Job.objects.get(name="demo-add-numbers").kwargs == {"x": 20, "y": 22}

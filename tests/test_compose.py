@@ -12,6 +12,7 @@ import shlex
 from functools import cache
 from importlib import import_module
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -22,10 +23,12 @@ from celery.bin.celery import celery as celery_cli
 from django.core.management import get_commands, load_command_class
 from gunicorn.config import Config as GunicornConfig
 
+from taskhub import broker_settings
 from taskhub.config import Env, database
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+RABBITMQ_FILE = ROOT / "docker-compose.rabbitmq.yml"  # the RabbitMQ variant, applied over COMPOSE_FILE
 DOCKERFILE = ROOT / "Dockerfile"
 
 APP_SERVICES = ("migrate", "web", "worker", "beat", "apscheduler")
@@ -47,6 +50,22 @@ def compose() -> dict:
 
 def services() -> dict:
     return compose()["services"]
+
+
+@cache
+def rabbitmq_override() -> dict:
+    return yaml.safe_load(RABBITMQ_FILE.read_text())
+
+
+def with_rabbitmq() -> dict:
+    """The services as ``docker compose -f docker-compose.yml -f docker-compose.rabbitmq.yml`` merges them:
+    mappings (environment, depends_on) merge key by key, anything else the override replaces."""
+    merged = {name: dict(service) for name, service in services().items()}
+    for name, override in rabbitmq_override()["services"].items():
+        service = merged.setdefault(name, {})
+        for key, value in override.items():
+            service[key] = {**service.get(key, {}), **value} if isinstance(value, dict) else value
+    return merged
 
 
 def interpolate(text: str) -> str:
@@ -312,3 +331,44 @@ def test_dockerfile_healthcheck_runs_the_healthcheck_command():
 
 def test_dockerfile_runs_as_a_non_root_user():
     assert last_instruction("USER") not in ("root", "0")
+
+
+# --- tests: the RabbitMQ variant ------------------------------------------------------
+
+
+def test_the_rabbitmq_variant_overrides_only_services_of_the_base_file_and_adds_rabbitmq():
+    override = rabbitmq_override()["services"]
+    assert set(override) - {"rabbitmq"} <= set(services()), "a service name the base file does not have"
+    assert set(APP_SERVICES) <= set(override), "every app service is switched to RabbitMQ"
+
+
+def test_rabbitmq_is_healthchecked_and_keeps_its_queues_in_a_named_volume_under_a_fixed_node_name():
+    rabbitmq = with_rabbitmq()["rabbitmq"]
+    healthcheck = rabbitmq.get("healthcheck", {})
+    assert "rabbitmq-diagnostics" in " ".join(healthcheck.get("test", [])) and not healthcheck.get("disable")
+    assert named_volumes(rabbitmq) and set(named_volumes(rabbitmq)) <= set(rabbitmq_override().get("volumes") or {})
+    assert rabbitmq.get("hostname"), "RabbitMQ stores its data under its node name: a random one loses it"
+    assert rabbitmq.get("restart") == "unless-stopped"
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_each_app_service_of_the_rabbitmq_variant_uses_it_with_quorum_queues(name):
+    service, rabbitmq = with_rabbitmq()[name], with_rabbitmq()["rabbitmq"]
+    environment = {key: interpolate(str(value)) for key, value in service["environment"].items()}
+    url = environment["CELERY_BROKER_URL"]
+    assert url.startswith("amqp://") and urlsplit(url).hostname == "rabbitmq"
+    # the user, password and vhost RabbitMQ creates at its first start are the ones in the URL
+    created = {key: interpolate(str(value)) for key, value in rabbitmq["environment"].items()}
+    parts = urlsplit(url)
+    assert (parts.username, parts.password, parts.path.lstrip("/")) == (
+        created["RABBITMQ_DEFAULT_USER"],
+        created["RABBITMQ_DEFAULT_PASS"],
+        created["RABBITMQ_DEFAULT_VHOST"],
+    )
+    settings = broker_settings.celery(Env(environment), url)
+    assert settings["CELERY_TASK_DEFAULT_QUEUE_TYPE"] == "quorum"
+    assert settings["CELERY_TASKHUB_DELIVERY_LIMIT"] >= 1
+    assert "DATABASE_URL" in environment, "the base file's environment is kept (merged, not replaced)"
+    if name in LONG_RUNNING:
+        assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"

@@ -1,7 +1,11 @@
 """Settings from the environment: precedence, encrypted values and one-line refusals."""
 
+import math
+
 import pytest
 from cryptography.fernet import Fernet
+from hypothesis import given
+from hypothesis import strategies as st
 
 from taskhub.config import ConfigError, Env, database, decrypt_values, encrypt, load_env, merged_environ, secret_key
 from tests.helpers import clean_env, manage, python
@@ -93,6 +97,44 @@ def test_a_malformed_number_names_its_variable():
     assert result.stderr.strip().splitlines() == [
         "taskhub: configuration error: TASKHUB_LOG_MAX_BYTES has a value that is not a valid int"
     ]
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_a_float_setting_reads_any_number_python_writes_exactly(number):
+    for text in (repr(number), f"{number:e}"):
+        assert Env({"X": text}).float("X") == float(text)
+
+
+@given(st.text(max_size=12))
+def test_a_float_setting_refuses_what_python_does_not_read_as_a_finite_number(text):
+    if text.startswith("$"):  # django-environ reads $NAME as another variable's value: not set here
+        with pytest.raises(ConfigError, match="^X (starts with \\$, so it names another variable|refers to itself)"):
+            Env({"X": text}).float("X")
+        return
+    try:
+        expected = float(text)
+    except ValueError:
+        expected = None
+    if expected is None or not math.isfinite(expected):
+        with pytest.raises(ConfigError, match="^X has a value that is not a valid float$"):
+            Env({"X": text}).float("X")
+    else:
+        assert Env({"X": text}).float("X") == expected
+
+
+@pytest.mark.parametrize("environ", [{"X": "$X"}, {"X": "$Y", "Y": "$X"}, {"X": "$"}, {"X": "$NOT_SET"}])
+def test_a_value_naming_another_variable_that_is_missing_or_itself_is_one_line(environ):
+    with pytest.raises(ConfigError, match="^X (starts with \\$, so it names another variable|refers to itself)"):
+        Env(environ).float("X")
+    assert Env({"X": "$Y", "Y": "2.5"}).float("X") == 2.5  # the reference itself works
+
+
+def test_a_float_setting_is_never_rewritten():
+    """django-environ's own float keeps only digits, commas and dots: 1e100 read as 1100, 10s as 10."""
+    assert Env({"X": "1e100"}).float("X") == 1e100
+    for text in ("10s", "5 minutes", "0x10", "1,5"):
+        with pytest.raises(ConfigError, match="not a valid float"):
+            Env({"X": text}).float("X")
 
 
 def test_encrypt_secret_command_round_trips_through_settings(tmp_path):

@@ -169,6 +169,93 @@ def test_python_percentile_matches_percentile_cont():
     assert dashboard.percentile([], 0.95) is None
 
 
+def needs_postgres():
+    if connection.vendor != "postgresql":
+        pytest.skip("ranked_jobs.py's statements: Postgres")
+
+
+def test_slowest_ranks_as_a_percentile_for_every_job_would(make_job):
+    """A job with one very long run but a short p95 must not crowd out the jobs whose p95 ranks."""
+    needs_postgres()
+    outlier = make_job(name="a-outlier")  # the longest run of all, yet the lowest p95
+    for _ in range(40):
+        make_run(outlier, duration_seconds=1.0)
+    make_run(outlier, duration_seconds=9000.0)
+    for n, name in enumerate(["b", "c", "d", "e", "f", "g", "h"]):
+        job = make_job(name=f"{name}-steady")
+        for seconds in range(1, 21):
+            make_run(job, duration_seconds=float(seconds * (n + 1)))
+    for name in ["tie-1", "tie-2", "tie-3"]:  # tied with each other; sorted by name
+        make_run(make_job(name=name), duration_seconds=200.0)
+
+    now = timezone.now()
+    for limit in (1, 3, 5, 8, 20):
+        assert dashboard.slowest_jobs(now, limit) == dashboard.slowest_jobs_in_python(now, limit), limit
+    names = [row["job__name"] for row in dashboard.slowest_jobs(now, 5)]
+    assert names == ["tie-1", "tie-2", "tie-3", "h-steady", "g-steady"]
+
+
+def test_slowest_ties_at_the_last_place_are_broken_by_name(make_job):
+    needs_postgres()
+    for name in ["f", "e", "d", "c", "b", "a"]:  # made in reverse: the ids do not decide
+        make_run(make_job(name=f"{name}-same"), duration_seconds=7.0)
+    assert [row["job__name"] for row in dashboard.slowest_jobs(timezone.now(), 5)] == [
+        "a-same",
+        "b-same",
+        "c-same",
+        "d-same",
+        "e-same",
+    ]
+
+
+def test_failing_jobs_are_those_the_per_job_lookups_find(make_job):
+    needs_postgres()
+    runs = {}
+    for name, outcomes in {
+        "relapsed": ["failed", "succeeded", "failed", "failed", "skipped"],
+        "never-ok": ["failed", "timed_out"],
+        "recovered": ["failed", "failed", "succeeded"],
+        "only-ok": ["succeeded"],
+        "timed": ["succeeded", "timed_out", "running"],
+    }.items():
+        job = make_job(name=name)
+        runs[name] = [
+            make_run(job, ago=dt.timedelta(hours=hours), status=status, error=f"{name} {status}")
+            for hours, status in zip(range(len(outcomes), 0, -1), outcomes, strict=True)
+        ]
+
+    def shown(rows):
+        return [(j.name, j.last_outcome, j.last_run_id, j.last_error, j.failing_since) for j in rows]
+
+    rows = dashboard.failing_jobs()
+    assert shown(rows) == shown(dashboard.failing_jobs_by_lookups())
+    assert [job.name for job in rows] == ["relapsed", "never-ok", "timed"]  # the longest failing first
+    assert rows[0].failing_since == runs["relapsed"][2].finished_at  # the first failure after the success
+    assert (rows[0].last_run_id, rows[0].last_outcome) == (runs["relapsed"][3].pk, "failed")
+    assert (rows[1].failing_since, rows[1].last_outcome) == (runs["never-ok"][0].finished_at, "timed_out")
+    assert [job.name for job in dashboard.failing_jobs(limit=1)] == ["relapsed"]
+
+
+def test_timeline_planner_knows_the_hours(make_job):
+    """The migration's statistics on the hour let Postgres count the timeline in a hash table.
+
+    Without them it expects one group per distinct ``created_at`` and sorts every run; the
+    statistics only apply while their expression is the one Django writes for the timeline.
+    """
+    needs_postgres()
+    job = make_job()
+    for second in range(0, 2 * 3600, 30):  # 240 creation times in 2 or 3 hours
+        make_run(job, ago=dt.timedelta(seconds=second + 60))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE tasks_app_jobrun")
+    with CaptureQueriesContext(connection) as queries:
+        dashboard.timeline(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + queries.captured_queries[0]["sql"])
+        expected_groups = cursor.fetchone()[0][0]["Plan"]["Plan Rows"]
+    assert expected_groups <= 10, expected_groups
+
+
 def test_oldest_queued_run(operator, make_job):
     job = make_job(name="backlogged")
     oldest = make_run(job, ago=dt.timedelta(hours=3), status="queued")

@@ -7,9 +7,10 @@ import time
 import pytest
 from django.test import override_settings
 
+from tests.brokers import amqp_problem
 from tests.helpers import clean_env, manage, python
 from tests.processes import process_env, processes, wait_for  # noqa: F401  (fixture)
-from tests.services import POSTGRES_SERVER_URL, REDIS_URL, require
+from tests.services import AMQP_URL, POSTGRES_SERVER_URL, REDIS_URL, require
 
 
 @pytest.fixture
@@ -68,6 +69,26 @@ def test_redis_broker_is_healthy_when_redis_answers(client):
     with override_settings(CELERY_BROKER_URL=REDIS_URL), taskhub_settings(HEALTH_REQUIRED=["broker"]):
         response = client.get("/healthz")
     assert response.status_code == 200 and response.json()["checks"]["broker"]["ok"] is True
+
+
+@pytest.mark.django_db
+def test_a_rabbitmq_broker_is_healthy_when_it_answers_and_refused_with_one_line_on_a_closed_port(client):
+    require(AMQP_URL, "RabbitMQ", amqp_problem())
+    closed = AMQP_URL.replace(":5672/", ":1/")
+    for url, ok in ((AMQP_URL, True), (closed, False)):
+        with override_settings(CELERY_BROKER_URL=url), taskhub_settings(HEALTH_REQUIRED=["broker"]):
+            response = client.get("/healthz")
+        broker = response.json()["checks"]["broker"]
+        assert (response.status_code, broker["ok"]) == ((200, True) if ok else (503, False)), broker
+        result = manage("healthcheck", "--check", "broker", env=clean_env(SECRET_KEY="k", CELERY_BROKER_URL=url))
+        [row] = [line for line in result.stdout.splitlines() if line.startswith("broker")]
+        assert (result.returncode, row.split()[1]) == ((0, "ok") if ok else (1, "FAIL")), result.stdout
+        assert (
+            ("amqp://127.0.0.1:5672" in row)
+            if ok
+            else ("Connection refused" in row and "Connection refused" in broker["error"])
+        )
+        assert "guest" not in result.stdout + json.dumps(broker)  # the password is never shown
 
 
 @pytest.mark.django_db

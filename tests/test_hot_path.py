@@ -128,3 +128,44 @@ def test_claims_never_start_more_than_max_running_and_never_a_slot_twice(max_run
     assert len(held) == len(set(held)) and all(1 <= lane <= max(max_running, 4) for lane in held)
     for run in started:
         assert run.status == "running" and run.lane is not None and 1 <= run.lane <= max_running
+
+
+def _prepared_on_this_connection() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0].split()[0].upper() for row in cursor.fetchall()]
+
+
+def test_a_run_prepares_its_claim_and_outcome_and_a_setting_turns_that_off(make_job, taskhub_settings):
+    job = make_job(kwargs={"x": 2, "y": 40})
+    connection.close()  # a fresh connection: nothing prepared on it yet
+    taskhub_settings(PREPARED_STATEMENTS=False)
+    assert runner.run_slot(job.pk, SLOT, "celery").result == 42
+    assert _prepared_on_this_connection() == []
+    taskhub_settings(PREPARED_STATEMENTS=True)
+    for minutes in (1, 2):
+        assert runner.run_slot(job.pk, SLOT + dt.timedelta(minutes=minutes), "celery").result == 42
+    assert sorted(_prepared_on_this_connection()) == ["UPDATE", "WITH"]  # prepared once, reused
+
+
+def _executions_since_prepared() -> dict[str, int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+        return {row[0].split()[0].upper(): row[1] for row in cursor.fetchall()}
+
+
+def test_a_connection_makes_its_prepared_statements_again_so_no_plan_outlives_the_table_it_was_made_for(
+    make_job, monkeypatch
+):
+    """A generic plan made while the runs table was small would keep scanning it whole as it grows."""
+    from tasks_app.runner import prepared
+
+    job = make_job(kwargs={"x": 2, "y": 40})
+    connection.close()
+    monkeypatch.setattr(prepared, "REPREPARE_AFTER", 10)  # 5 runs: a claim and an outcome each
+    for minutes in range(4):
+        assert runner.run_slot(job.pk, SLOT + dt.timedelta(minutes=minutes), "celery").result == 42
+    assert _executions_since_prepared() == {"WITH": 4, "UPDATE": 4}
+    for minutes in range(4, 8):
+        assert runner.run_slot(job.pk, SLOT + dt.timedelta(minutes=minutes), "celery").result == 42
+    assert _executions_since_prepared() == {"WITH": 3, "UPDATE": 3}  # made again at the sixth run

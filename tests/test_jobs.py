@@ -267,3 +267,20 @@ def test_without_listen_the_watcher_finds_changed_and_deleted_jobs_from_the_mark
     Job.objects.filter(pk=deleted_id).delete()
     assert watcher.wait(0.01, known).jobs == {edited.pk, deleted_id}
     assert watcher.wait(0.01, known).jobs == set()
+
+
+def test_without_listen_the_watcher_hears_run_requests_from_the_marker_on_sqlite_only(make_job, monkeypatch):
+    from tasks_app.engines import listener
+    from tasks_app.models import changes
+
+    monkeypatch.setattr(listener.ChangeListener, "open", classmethod(lambda cls, using="default": None))
+    watcher = listener.ChangeWatcher(sleep=lambda seconds: None)
+    known = set
+    assert not watcher.wait(0.01, known).runs_queued
+    changes.runs_requested()
+    assert watcher.wait(0.01, known).runs_queued  # the APScheduler engine bumps it where NOTIFY is not heard
+    assert not watcher.wait(0.01, known).runs_queued
+    # On Postgres run requests are NOTIFYs: a watcher that lost LISTEN hears them only by looking.
+    for vendor, hears in [("postgresql", False), ("sqlite", True)]:
+        monkeypatch.setattr(listener, "connection", type("Connection", (), {"vendor": vendor})())
+        assert watcher.hears_run_requests is hears

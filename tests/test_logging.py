@@ -15,7 +15,7 @@ import pytest
 
 from taskhub import log
 from tasks_app.engines import request_run
-from tests.helpers import clean_env, python, wait_for
+from tests.helpers import ROOT, clean_env, python, wait_for
 from tests.processes import processes  # noqa: F401  (fixture)
 
 LOG_SOME = """
@@ -273,3 +273,22 @@ def test_a_logging_stream_makes_one_record_per_burst_with_the_writers_context():
     assert burst.getMessage() == 'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: x'
     assert (burst.levelno, burst.stream, burst.run) == (logging.WARNING, "stderr", 5)
     assert flushed.getMessage() == "flushed at once" and not hasattr(flushed, "run")
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
+    """``manage.py list_handlers | head -1``: the pipe closes before the command has written all."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line: every write meets a closed pipe
+    try:
+        done = subprocess.run(
+            [sys.executable, "manage.py", "list_handlers"],
+            cwd=ROOT,
+            env=clean_env(SECRET_KEY="k", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}"),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, "")

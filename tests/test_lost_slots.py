@@ -77,7 +77,7 @@ def beat_on(broker_url: str, monkeypatch):
     from tasks_app.engines.celery.beat import TaskhubScheduler
 
     monkeypatch.setenv("CELERY_BROKER_URL", broker_url)  # Celery reads it before its settings
-    app = Celery("taskhub")
+    app = Celery("taskhub", set_as_current=False)  # the engines publish through current_app: leave it the project's
     app.config_from_object("django.conf:settings", namespace="CELERY")
     return TaskhubScheduler(app=app)
 

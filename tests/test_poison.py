@@ -269,7 +269,7 @@ def test_the_job_list_shows_times_of_a_job_in_a_removed_zone_in_utc(admin_client
     response = admin_client.get(reverse("admin:tasks_app_job_changelist"))
     assert response.status_code == 200
     assert (
-        '<span class="taskhub-nowrap">2026-11-30</span> <span class="taskhub-nowrap">12:00 UTC</span>'
+        '<span class="taskhub-nowrap">2026-11-30</span> <span class="taskhub-nowrap">12:00:00 UTC</span>'
         in response.content.decode()
     )
 

@@ -46,10 +46,10 @@ def test_every_taskhub_exception_derives_from_taskhub_error():
 
 
 def test_the_modules_that_raised_them_still_name_them():
-    from tasks_app.api.signing import SignatureError
     from tasks_app.engines.base import EngineUnavailable
     from tasks_app.handlers.registry import HandlerError, KwargsError, UnknownHandler
     from tasks_app.scheduling.slots import ScheduleError
+    from tasks_app.signing import SignatureError
 
     assert {SignatureError, EngineUnavailable, HandlerError, KwargsError, UnknownHandler, ScheduleError} <= {
         getattr(exceptions, name) for name in exceptions.__all__
@@ -93,8 +93,8 @@ def test_the_old_name_of_the_bundled_handler_module_still_loads_them(reg):
 
 
 def test_the_api_nonces_are_kept_twice_the_signing_window():
-    from tasks_app.api.signing import WINDOW_SECONDS
     from tasks_app.models.api_clients import NONCE_KEPT
+    from tasks_app.signing import WINDOW_SECONDS
 
     assert NONCE_KEPT == dt.timedelta(seconds=2 * WINDOW_SECONDS)
 

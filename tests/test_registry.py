@@ -549,11 +549,16 @@ def test_kwargs_that_are_not_an_object(spec, kwargs):
     [
         (datetime(2030, 1, 1), "Object of type datetime is not JSON serializable"),
         ({1, 2}, "Object of type set is not JSON serializable"),
-        (float("nan"), "Out of range float values are not JSON compliant"),
     ],
 )
 def test_kwargs_that_are_not_json(spec, value, reason):
     assert errors_of(spec, {**GOOD, "when": value}) == {"__all__": f"kwargs must be JSON-serializable: {reason}"}
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), [1.0, float("nan")], {"a": float("inf")}])
+def test_nan_and_infinities_are_refused_naming_the_parameter(spec, value):
+    """JSON has neither; the message names the parameter that holds one, however deep."""
+    assert errors_of(spec, {**GOOD, "when": value}) == {"when": "may not be NaN or an infinity (JSON has neither)"}
 
 
 def test_kwargs_error_is_one_sorted_line_without_a_traceback(spec):

@@ -143,10 +143,10 @@ def test_overlap_limit_records_the_new_slot_as_skipped(make_job):
     assert skipped.status == "skipped" and skipped.reason.startswith("overlap: 1 run(s) still running")
 
 
-def test_a_run_whose_worker_died_is_taken_over_with_the_next_attempt(make_job, fresh_calls):
-    job = make_job(handler="test_count", kwargs={"key": "t"})
+def running_on_a_dead_worker(job, **fields) -> JobRun:
+    """The job's run of ``SLOT``, running on a worker silent for ten minutes (its heartbeat long stale)."""
     long_ago = timezone.now() - dt.timedelta(minutes=10)
-    JobRun.objects.create(
+    return JobRun.objects.create(
         job=job,
         engine="celery",
         scheduled_for=SLOT,
@@ -155,11 +155,38 @@ def test_a_run_whose_worker_died_is_taken_over_with_the_next_attempt(make_job, f
         started_at=long_ago,
         heartbeat_at=long_ago,
         worker="dead-host:99",
+        **fields,
     )
+
+
+def test_a_run_whose_worker_died_is_taken_over_with_the_next_attempt(make_job, fresh_calls):
+    job = make_job(handler="test_count", kwargs={"key": "t"})
+    running_on_a_dead_worker(job)
     run = runner.run_slot(job.pk, SLOT, "celery")
     run.refresh_from_db()
     assert (run.status, run.attempt, fresh_calls["t"]) == ("succeeded", 2, 1)
     assert run.attempts[0]["status"] == "lost" and run.attempts[0]["worker"] == "dead-host:99"
+
+
+@pytest.mark.parametrize("earlier_losses, taken_over", [(0, True), (1, True), (2, False)])
+def test_a_run_whose_worker_was_lost_too_often_is_failed_not_taken_over_again(
+    make_job, fresh_calls, earlier_losses, taken_over
+):
+    """The third loss ends it (TASKHUB_MAX_LOST_ATTEMPTS, 3): a handler that kills its process loops on no broker."""
+    job = make_job(handler="test_count", kwargs={"key": "p"})
+    lost = [
+        {"attempt": n, "status": "lost", "error": "", "worker": "dead-host:99"} for n in range(1, earlier_losses + 1)
+    ]
+    running_on_a_dead_worker(job, attempt=earlier_losses + 1, attempts=lost)
+    claimed = runner.run_slot(job.pk, SLOT, "celery")
+    run = JobRun.objects.get(job=job)
+    assert [a["status"] for a in run.attempts] == ["lost"] * (earlier_losses + 1)
+    if taken_over:
+        assert claimed is not None and (run.status, fresh_calls["p"]) == ("succeeded", 1)
+    else:
+        assert claimed is None and "p" not in fresh_calls
+        assert (run.status, run.lane, run.finished_at is not None) == ("failed", None, True)
+        assert run.error.startswith("its worker was lost 3 times while running it")
 
 
 def test_a_live_running_slot_is_not_taken_over(make_job, fresh_calls):

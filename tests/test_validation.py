@@ -65,7 +65,7 @@ BAD = [
     ),
     ("kwargs-33-deep", {"handler": "echo", "kwargs": {"payload": {"a": nested(31)}}}, "kwargs", "at most 32 levels"),
     ("kwargs-too-large", {"handler": "echo", "kwargs": {"payload": {"a": "x" * 70_000}}}, "kwargs", "too large"),
-    ("kwargs-nan", {"handler": "sleep", "kwargs": {"seconds": float("nan")}}, "kwargs", "Out of range float values"),
+    ("kwargs-nan", {"handler": "sleep", "kwargs": {"seconds": float("nan")}}, "kwargs", "seconds: may not be NaN"),
     ("kwargs-huge-int", {"kwargs": {"x": 10**5000, "y": 2}}, "kwargs", "JSON"),
     ("description-nul", {"description": "a\x00b"}, "description", "may not contain the NUL character"),
     ("cron-empty", {"cron_expression": ""}, "cron_expression", "needs a cron expression"),
@@ -269,24 +269,42 @@ def test_run_job_prints_the_result_and_records_the_run(capsys):
     assert json.loads(capsys.readouterr().out) == 42
     run = JobRun.objects.get()
     assert (run.trigger, run.status, run.kwargs) == ("run_now", "succeeded", {"x": 20, "y": 22})
+    assert run.requested_by.startswith("manage.py run_job")  # who asked, in the run's history
 
 
-@pytest.mark.django_db(transaction=True)
-def test_run_job_exits_1_with_one_line_when_the_handler_fails():
+def run_job_process(*args, **env):
+    """``manage.py run_job ARGS`` in a fresh process on the test database, as a person runs it."""
+    from django.db import connection
+
     from tests.helpers import clean_env, manage
     from tests.services import POSTGRES_URL
 
-    Job.objects.create(**{**GOOD, "handler": "fail", "kwargs": {"message": "upstream is down"}, "max_retries": 0})
-    from django.db import connection
+    name = connection.settings_dict["NAME"]  # a file on the SQLite fallback (tests/settings.py)
+    database = f"sqlite:///{name}" if connection.vendor == "sqlite" else POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    return manage("run_job", *args, env=clean_env(SECRET_KEY="k", DATABASE_URL=database, **env))
 
-    env = clean_env(
-        SECRET_KEY="k", DATABASE_URL=POSTGRES_URL.rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"]
-    )
-    result = manage("run_job", GOOD["name"], env=env)
+
+@pytest.mark.django_db(transaction=True)
+def test_run_job_exits_1_with_exactly_one_line_when_the_handler_fails(tmp_path):
+    Job.objects.create(**{**GOOD, "handler": "fail", "kwargs": {"message": "upstream is down"}, "max_retries": 0})
+    log_file = tmp_path / "taskhub.log"
+    result = run_job_process(GOOD["name"], TASKHUB_LOG_FILE=str(log_file))
     assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    logs = [line for line in lines if line.startswith("{")]
-    assert all(json.loads(line)["logger"] for line in logs)  # JSON log records (written by another thread)
-    assert [line for line in lines if line not in logs] == [
-        f"CommandError: run {JobRun.objects.get().pk} failed: RuntimeError: upstream is down"
-    ]
+    run = JobRun.objects.get()
+    assert (result.stdout, result.stderr) == (
+        "",
+        f"CommandError: run {run.pk} failed: RuntimeError: upstream is down\n",
+    )
+    # The run's own records still reach the log file, and its history keeps the traceback.
+    records = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert [r["message"] for r in records if r.get("run") == run.pk] == ["run failed"]
+    assert "Traceback" in run.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_job_prints_only_the_result_and_shows_the_runs_logs_with_verbosity_2():
+    Job.objects.create(**GOOD)
+    quiet, verbose = run_job_process(GOOD["name"]), run_job_process(GOOD["name"], "-v", "2")
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "3\n", "")
+    assert verbose.stdout == "3\n"
+    assert [json.loads(line)["message"] for line in verbose.stderr.splitlines()] == ["number_sum"]

@@ -43,6 +43,8 @@ BAD_KWARGS = [
     pytest.param(VERY_DEEP, "nested too deeply", id="100000-deep"),
     pytest.param('{"payload": {"a": "' + "x" * 70_000 + '"}}', "too large", id="70-kib"),
     pytest.param('{"payload": {"a": 1' + "0" * 5000 + "}}", "", id="5000-digit-number"),
+    pytest.param('{"payload": {"a": [NaN]}}', "payload: may not be NaN or an infinity", id="nan"),
+    pytest.param('{"payload": {"a": -Infinity}}', "payload: may not be NaN or an infinity", id="infinity"),
 ]
 
 

@@ -53,7 +53,7 @@ class ApiClientAdmin(admin.ModelAdmin):
     list_filter = ("enabled", "all_jobs")
     search_fields = ("name", "key_id")
     actions = [rotate_secret]
-    fields = ("name", "key_id", "enabled", "all_jobs", "allowed_jobs", "created_at", "last_used_at")
+    fields = ("name", "key_id", "enabled", "all_jobs", "allowed_jobs", "may_run_paused", "created_at", "last_used_at")
     readonly_fields = ("key_id", "created_at", "last_used_at")
     filter_horizontal = ("allowed_jobs",)
 
@@ -68,7 +68,7 @@ class ApiClientAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         # A new client has no key id yet (it is made on save): the add page asks only what a person chooses.
-        return self.fields if obj is not None else ("name", "enabled", "all_jobs", "allowed_jobs")
+        return self.fields if obj is not None else ("name", "enabled", "all_jobs", "allowed_jobs", "may_run_paused")
 
     def save_model(self, request, obj, form, change):
         if not change:

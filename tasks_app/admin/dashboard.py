@@ -44,6 +44,9 @@ def context(request) -> dict:
         "total": sum(data["counts"].values()),
         "timeline": charts.timeline(data["timeline"], data["since"], data["now"]),
         "failing": [_failing(job, may_view_jobs) for job in data["failing"]],
+        "overdue": [_overdue(streak, data["now"], may_view_jobs) for streak in data["overdue"]],
+        "overdue_count": data["overdue_count"],
+        "overdue_look": _overdue_look(data["overdue_look"]),
         "slowest": [
             {**row, "p95_text": duration(row["p95"]), "job": _job(row["job_id"], row["job__name"], may_view_jobs)}
             for row in data["slowest"]
@@ -86,6 +89,38 @@ def _failing(job, may_view_jobs: bool) -> dict:
         "run": run_link(job.last_run_id, f"#{job.last_run_id}"),
         "since": local_time(job.failing_since, "UTC") if job.failing_since else "—",
     }
+
+
+def _overdue(streak, now, may_view_jobs: bool) -> dict:
+    since = streak.overdue_since or streak.opened_at
+    return {
+        "job": _job(streak.job.pk, streak.job.name, may_view_jobs),
+        "engine": streak.job.engine,
+        "slot": local_time(streak.slot, "UTC") if streak.slot else "—",
+        "since": local_time(since, "UTC"),
+        "for": duration(max((now - since).total_seconds(), 0)),
+    }
+
+
+def _overdue_look(look) -> dict:
+    """How fresh the overdue list is: the engines' last look, or plainly that none is looking."""
+    if look is None:
+        return {"recent": False, "none": "Unknown.", "text": NEVER_LOOKED}
+    ago = f"{duration(look.age)} ago ({look.by})"
+    if look.recent:
+        return {"recent": True, "none": "None: every enabled job's slots have runs.", "text": f"As of the look {ago}."}
+    return {"recent": False, "none": "None at the last look.", "text": STALE_LOOK.format(ago=ago)}
+
+
+NEVER_LOOKED = (
+    "No engine process has looked for overdue jobs yet: beat and runapscheduler each look while they run "
+    "(every TASKHUB_ALERT_OVERDUE_EVERY_SECONDS, unless TASKHUB_ALERT_POLL_SECONDS is 0). With neither running, "
+    "no scheduled job runs."
+)
+STALE_LOOK = (
+    "Out of date: the last look for overdue jobs was {ago}, and no engine process is looking now (beat and "
+    "runapscheduler each look while they run, unless TASKHUB_ALERT_POLL_SECONDS is 0). This is what it found then."
+)
 
 
 def _queued(run, now, may_view_jobs: bool) -> dict | None:

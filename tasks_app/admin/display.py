@@ -17,8 +17,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from tasks_app.admin.text import short_result
 from tasks_app.handlers.registry import registry
-from tasks_app.models import Job, RunStatus, ScheduleType
+from tasks_app.models import Job, RunStatus, ScheduleType, Trigger
 from tasks_app.monitoring.charts import duration
 
 EMPTY = "—"
@@ -46,13 +47,13 @@ def progress_bar(run):
 
 
 def local_time(moment: dt.datetime, zone_name: str, with_utc: bool = False) -> str:
-    """``2027-03-28 03:00 CEST``, and with ``with_utc`` `` (01:00 UTC)`` after it."""
+    """``2027-03-28 03:00:00 CEST``, and with ``with_utc`` `` (01:00:00 UTC)`` after it: always to the second."""
     try:
         zone = zoneinfo.ZoneInfo(zone_name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError, TypeError):  # a zone gone from tzdata: UTC
         zone = dt.UTC
     local, utc = moment.astimezone(zone), moment.astimezone(dt.UTC)
-    clock = "%H:%M:%S" if moment.second else "%H:%M"
+    clock = "%H:%M:%S"
     text = local.strftime(f"%Y-%m-%d {clock} %Z")
     if with_utc and local.utcoffset():
         text += utc.strftime(f" ({clock} UTC)" if utc.date() == local.date() else f" (%Y-%m-%d {clock} UTC)")
@@ -116,12 +117,28 @@ def handler_label(job: Job):
     return format_html('{} <span class="taskhub-badge taskhub-failed">not registered</span>', job.handler)
 
 
-def job_link(job_id, text):
-    return format_html('<a href="{}">{}</a>', reverse("admin:tasks_app_job_change", args=[job_id]), text)
+def job_link(job_id, text, cut: bool = False):
+    """A link to the job's page; ``cut``: a long name ends in an ellipsis and shows whole on hover."""
+    url = reverse("admin:tasks_app_job_change", args=[job_id])
+    if cut:
+        return format_html('<a class="taskhub-job-name" href="{}" title="{}">{}</a>', url, text, text)
+    return format_html('<a href="{}">{}</a>', url, text)
 
 
 def run_link(run_id, text):
     return format_html('<a href="{}">{}</a>', reverse("admin:tasks_app_jobrun_change", args=[run_id]), text)
+
+
+def requester(run, link: bool):
+    """Who asked for a run: a person or an API client, linked to the client while it exists (and ``link``)."""
+    if not run.requested_by:
+        return EMPTY
+    if run.api_client_id is not None and link:
+        url = reverse("admin:tasks_app_apiclient_change", args=[run.api_client_id])
+        return format_html('<a href="{}">{}</a>', url, run.requested_by)
+    if run.api_client_id is None and run.trigger == Trigger.API:
+        return f"{run.requested_by} (deleted since)"
+    return run.requested_by
 
 
 def recent_run_row(run, job) -> dict:
@@ -136,7 +153,7 @@ def recent_run_row(run, job) -> dict:
         "attempt": run.attempt,
         "worker": run.worker,
         "progress": progress_bar(run) if run.status == RunStatus.RUNNING else "",
-        "outcome": last_line(run.error) or run.reason,
+        "outcome": last_line(run.error) or run.reason or short_result(run),
     }
 
 

@@ -1,9 +1,9 @@
 """The job pages of the admin: the product's main UI for jobs.
 
-What it is: the registration of ``Job`` and its ``ModelAdmin`` (runs: ``runs.py``). The
-filters and HTML helpers (badges, progress bars, times in a job's zone) live in
-``display.py``, the actions in ``actions.py``, the job form in ``forms.py``, the extra URLs
-in ``views.py`` and the page additions in ``templates/admin/tasks_app/``.
+What it is: the registration of ``Job`` and its ``ModelAdmin`` (runs: ``runs.py``). The filters
+and HTML helpers (badges, progress bars, times in a job's zone) live in ``display.py``, the
+actions in ``actions.py`` (export and import: ``job_files.py``), the job form in ``forms.py``,
+the extra URLs in ``views.py`` and the page additions in ``templates/admin/tasks_app/``.
 
 What it is not: no validation (``Job.clean`` does it) and no bulk ``update()`` (the
 ``JobQuerySet`` methods do it, bumping the change marker). The job list reads each job's
@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from tasks_app.admin import actions
 from tasks_app.admin import dashboard as admin_dashboard
 from tasks_app.admin import views as admin_views
+from tasks_app.admin.alerts import alerts_panel
 from tasks_app.admin.display import (
     EMPTY,
     LIVE,
@@ -34,15 +35,24 @@ from tasks_app.admin.display import (
     status_badge,
 )
 from tasks_app.admin.forms import JobForm
+from tasks_app.admin.job_files import JobFilesAdmin
 from tasks_app.models import Job, JobRun
 from tasks_app.scheduling.describe import describe_schedule
 
-SAVED_ONLY = {"schedule_in_words", "next_fire_preview", "created_at", "updated_at", "declared_in_code"}
+SAVED_ONLY = {
+    "schedule_in_words",
+    "next_fire_preview",
+    "created_at",
+    "updated_at",
+    "declared_in_code",
+    "recent_alerts",
+}
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(JobFilesAdmin, admin.ModelAdmin):
     form = JobForm
+    change_list_template = "admin/tasks_app/job/change_list.html"  # under the import button's template
     empty_value_display = EMPTY
     # The zone is in the schedule's words and on every time: no column of its own, so the list fits a laptop.
     list_display = ("name", "handler_name", "engine", "schedule", "next_run", "last_status", "enabled")
@@ -91,6 +101,7 @@ class JobAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        ("Alerts", {"fields": ["alert_after_failures", "alert_when_overdue", "alert_emails", "recent_alerts"]}),
         ("Record", {"fields": ["created_at", "updated_at", "declared_in_code"], "classes": ["collapse"]}),
     ]
 
@@ -191,6 +202,10 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="Schedule in words")
     def schedule_in_words(self, job):
         return describe_schedule(job) or EMPTY
+
+    @admin.display(description="Last alerts")
+    def recent_alerts(self, job):
+        return alerts_panel(job)
 
     @admin.display(description="Next 5 fire times")
     def next_fire_preview(self, job):

@@ -1,7 +1,7 @@
 """The run pages of the admin: each run's history, read-only, for both engines.
 
 What it is not: runs are written by the runner and removed by retention; no action here
-edits one (re-running a failed run is a new run: ``actions.retry``).
+edits one (re-running a failed run is a new run: ``run_actions.retry``).
 """
 
 from functools import partial
@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.urls import path
 from django.utils.html import format_html
 
-from tasks_app.admin import actions
+from tasks_app.admin import run_actions
 from tasks_app.admin import views as admin_views
 from tasks_app.admin.display import (
     EMPTY,
@@ -21,10 +21,11 @@ from tasks_app.admin.display import (
     json_block,
     live_progress,
     progress_bar,
+    requester,
     run_time,
     status_badge,
 )
-from tasks_app.models import JobRun, RunStatus
+from tasks_app.models import ApiClient, JobRun, RunStatus
 
 
 @admin.register(JobRun)
@@ -35,14 +36,11 @@ class JobRunAdmin(admin.ModelAdmin):
         "run_id",
         "job_link",
         "status_column",
-        "trigger",
-        "engine",
+        "trigger_engine",
         "scheduled",
         "started",
         "run_duration",
-        "attempt",
-        "worker",
-        "running_progress",
+        "attempt_worker",
     )
     list_display_links = ("run_id",)
     empty_value_display = EMPTY
@@ -51,7 +49,7 @@ class JobRunAdmin(admin.ModelAdmin):
     show_full_result_count = False  # history grows large: spare a second COUNT(*) of the whole table
     date_hierarchy = "scheduled_for"
     search_fields = ("job__name", "error")
-    actions = [actions.cancel, actions.retry]
+    actions = [run_actions.cancel, run_actions.retry]
     fieldsets = [
         (
             None,
@@ -61,6 +59,7 @@ class JobRunAdmin(admin.ModelAdmin):
                     "live_status",
                     "live_progress",
                     "trigger",
+                    "requester",
                     "engine",
                     "scheduled_in_zone",
                     "reason",
@@ -86,6 +85,7 @@ class JobRunAdmin(admin.ModelAdmin):
     readonly_fields = (
         "run_id",
         "job_link",
+        "requester",
         "live_status",
         "live_progress",
         "run_duration",
@@ -112,6 +112,12 @@ class JobRunAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("job")
 
+    def get_object(self, request, object_id, from_field=None):
+        run = super().get_object(request, object_id, from_field)
+        if run is not None:  # a display method gets no request: whether the API client may be linked to
+            run.may_view_clients = self.admin_site.get_model_admin(ApiClient).has_view_permission(request)
+        return run
+
     def has_add_permission(self, request):
         return False
 
@@ -134,19 +140,33 @@ class JobRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="Job", ordering="job__name")
     def job_link(self, run):
-        return job_link(run.job_id, run.job.name)
+        return job_link(run.job_id, run.job.name, cut=True)
 
     @admin.display(description="Status", ordering="status")
     def status_column(self, run):
+        # A running run's progress under its status: no column of its own, so the list fits a laptop.
+        if run.status == RunStatus.RUNNING:
+            return format_html("{}<br>{}", status_badge(run.status), progress_bar(run))
         return status_badge(run.status)
+
+    # Two facts a cell where one is short, so the list fits a 1280 px screen without scrolling.
+    @admin.display(description="Trigger / engine", ordering="trigger")
+    def trigger_engine(self, run):
+        return format_html("{}<br>{}", run.get_trigger_display(), run.get_engine_display())
+
+    @admin.display(description="Attempt / worker", ordering="attempt")
+    def attempt_worker(self, run):
+        return format_html(
+            '{}<br><span class="taskhub-worker" title="{}">{}</span>', run.attempt, run.worker, run.worker
+        )
 
     @admin.display(description="Duration", ordering="duration_seconds")
     def run_duration(self, run):
         return duration(run.duration_seconds)
 
-    @admin.display(description="Progress")
-    def running_progress(self, run):
-        return progress_bar(run) if run.status == RunStatus.RUNNING else ""
+    @admin.display(description="Requested by")
+    def requester(self, run):
+        return requester(run, link=getattr(run, "may_view_clients", False))
 
     @admin.display(description="Status")
     def live_status(self, run):

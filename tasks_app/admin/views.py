@@ -43,9 +43,8 @@ def _set_enabled(request, object_id, model_admin, enabled: bool):
     job = _object(model_admin, request, object_id)
     if not model_admin.has_change_permission(request, job):
         raise PermissionDenied
-    jobs = type(job).objects.filter(pk=job.pk)
-    changed = jobs.enable() if enabled else jobs.pause()
     word = "resumed" if enabled else "paused"
+    changed = actions.set_enabled(request, type(job).objects.filter(pk=job.pk), enabled, f"{word.capitalize()}.")
     if changed:
         model_admin.message_user(request, f"“{job.name}” {word}.", messages.SUCCESS)
     else:

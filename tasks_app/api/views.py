@@ -11,14 +11,13 @@ import json
 import logging
 from functools import wraps
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
 from django.http import JsonResponse
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from tasks_app import conf
-from tasks_app.api import signing
+from tasks_app import conf, signing
 from tasks_app.engines import request_run
 from tasks_app.engines.base import EngineUnavailable
 from tasks_app.handlers.registry import KwargsError, UnknownHandler
@@ -106,11 +105,21 @@ def _body(request) -> bytes:
 @signed("POST")
 def trigger(request, client: ApiClient, name: str):
     job = _found(client.jobs().filter(name=name).first(), f"no job named '{name}'")
-    if not job.enabled:
-        raise ApiError(409, f"job '{name}' is paused")
+    try:  # paused or broken (409) before bad kwargs (400); request_run holds the same rule
+        run_requests.check_runnable(job, paused_allowed=client.may_run_paused)
+    except run_requests.RunRefused as exc:
+        raise ApiError(409, str(exc)) from None
     kwargs = _check_kwargs(job, _requested_kwargs(request.body))
     try:
-        run, warning = request_run(job, Trigger.API, kwargs), None
+        run = request_run(
+            job,
+            Trigger.API,
+            kwargs,
+            paused_allowed=client.may_run_paused,
+            requested_by=client.requester,
+            api_client=client,
+        )
+        warning = None
     except run_requests.RunRefused as exc:
         raise ApiError(409, str(exc)) from None
     except EngineUnavailable as exc:  # the run stays queued; its engine starts it when it is back
@@ -194,5 +203,7 @@ def _check_kwargs(job: Job, kwargs: dict | None) -> dict | None:
     except UnknownHandler as exc:
         raise ApiError(409, f"job '{job.name}' cannot run: {exc}") from None
     except KwargsError as exc:
-        raise ApiError(400, str(exc), fields=exc.errors) from None
+        # ``fields`` names parameters; what is wrong with the kwargs as a whole is in the message alone.
+        fields = {name: problem for name, problem in exc.errors.items() if name != NON_FIELD_ERRORS}
+        raise ApiError(400, str(exc), **({"fields": fields} if fields else {})) from None
     return kwargs

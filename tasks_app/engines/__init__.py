@@ -80,13 +80,22 @@ def _guarded(engine, job, method, *args) -> None:
         log.exception("projecting a job failed", extra={"job": job, "engine": engine.name})
 
 
-def request_run(job: Job, trigger: str = Trigger.RUN_NOW, kwargs: dict | None = None) -> JobRun:
-    """Queue a run of ``job`` (``runner.run_requests.queue_run``) and hand it to the job's engine.
+def request_run(
+    job: Job,
+    trigger: str = Trigger.RUN_NOW,
+    kwargs: dict | None = None,
+    *,
+    paused_allowed: bool | None = None,
+    **requester,
+) -> JobRun:
+    """Queue a run of ``job`` (``runner.run_requests.queue_run``, which takes ``requester``: who asked)
+    and hand it to the job's engine.
 
-    Raises ``RunRefused`` when it may not run now, and ``EngineUnavailable`` (with ``run``
-    set) when it is queued but nothing will execute it now.
+    Raises ``RunRefused`` when it may not run now (``run_requests.check_runnable``: broken, or
+    paused for an API client not allowed), and ``EngineUnavailable`` (with ``run`` set) when it
+    is queued but nothing will execute it now.
     """
-    run = queue_run(job, trigger, kwargs)
+    run = queue_run(job, trigger, kwargs, paused_allowed=paused_allowed, **requester)
     try:
         get_engine(job.engine).deliver(run)
     except EngineUnavailable as exc:

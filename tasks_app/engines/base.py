@@ -73,11 +73,12 @@ class BaseEngine(ABC):
         self._deliver_retries([run])
         return run
 
-    def execute_many(self, slots: list, vet=None) -> list:
+    def execute_many(self, slots: list, vet=None, started=None) -> list:
         """Run many ``runner.Slot``s here side by side (one claim); each slot's run, or ``None``.
 
-        ``vet`` is ``runner.run_slots``'s: a reason it gives for a claimed run skips it instead."""
-        runs = runner.run_slots(slots, self.name, vet=vet) if slots else []
+        ``vet`` and ``started`` are ``runner.run_slots``'s: a reason ``vet`` gives for a claimed run
+        skips it instead; ``started()`` is called once the claimed handlers have started."""
+        runs = runner.run_slots(slots, self.name, vet=vet, started=started) if slots else []
         self._deliver_retries(runs)
         return runs
 

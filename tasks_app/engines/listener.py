@@ -17,7 +17,7 @@ import select
 from dataclasses import dataclass, field
 
 import psycopg
-from django.db import connections
+from django.db import connection, connections
 from django.utils import timezone
 
 from tasks_app.models import Job, changes
@@ -32,6 +32,7 @@ class Notices:
     jobs: set[int] | None = field(default_factory=set)
     runs: set[int] = field(default_factory=set)
     reconnected: bool = False  # the LISTEN connection was lost: notifications may have been missed
+    runs_queued: bool = False  # polling: runs were requested since the last look (a listener names them in `runs`)
 
 
 class ChangeListener:
@@ -117,32 +118,37 @@ class ChangeListener:
 class ChangeWatcher:
     """Which jobs changed since the last look: from LISTEN when it can, else from the change marker.
 
-    Without a listener (SQLite, or a lost connection) it polls the one-row marker; when
-    something changed but the ids are unknown, it takes the jobs updated since its last look
-    plus the ids ``known()`` returns whose rows are gone. ``sleep`` is how the caller waits between polls.
+    Without a listener (SQLite, or a lost connection) it polls the marker's rows in one query;
+    when jobs changed but the ids are unknown, it takes the jobs updated since its last look
+    plus the ids ``known()`` returns whose rows are gone. On SQLite the marker also says that runs
+    were requested (``runs_queued``), so they start within a poll. ``sleep`` is how the caller
+    waits between polls.
     """
 
     def __init__(self, sleep):
         self._sleep = sleep
         self.listener = ChangeListener.open()
-        self.version = changes.version()
+        self.version, self.runs_version = changes.versions()
         self.seen_update = timezone.now() - dt.timedelta(seconds=1)
+
+    @property
+    def hears_run_requests(self) -> bool:
+        """Whether run requests reach it at once: by NOTIFY, or by the marker where that is how they
+        are told (``APSchedulerEngine.deliver``). Else only a periodic look finds them."""
+        return self.listener is not None or connection.vendor != "postgresql"
 
     def wait(self, timeout: float, known) -> Notices:
         """``known``: a callable giving the job ids the caller holds, asked only when needed."""
-        if self.listener is not None:
-            notices = self.listener.wait(timeout)
-        else:
-            notices = Notices(jobs=self._poll(timeout))
+        notices = self.listener.wait(timeout) if self.listener is not None else self._poll(timeout)
         if notices.jobs is None:
             notices.jobs = self._changed_since_last_look(set(known()))
         return notices
 
-    def _poll(self, timeout: float) -> set[int] | None:
+    def _poll(self, timeout: float) -> Notices:
         self._sleep(timeout)
-        version = changes.version()
-        unchanged, self.version = version == self.version, version
-        return set() if unchanged else None
+        (version, runs_version), before = changes.versions(), (self.version, self.runs_version)
+        self.version, self.runs_version = version, runs_version
+        return Notices(jobs=set() if version == before[0] else None, runs_queued=runs_version != before[1])
 
     def _changed_since_last_look(self, known: set[int]) -> set[int]:
         changed = set(Job.objects.filter(updated_at__gte=self.seen_update).values_list("pk", flat=True))

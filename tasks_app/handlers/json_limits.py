@@ -11,6 +11,7 @@ into a ``KwargsError``.
 """
 
 import json
+import math
 import re
 
 from tasks_app.exceptions import Unstorable
@@ -42,6 +43,8 @@ def check_json(kwargs: dict, *, max_depth: int, max_bytes: int) -> str:
             errors["__all__"] = too_large
         elif isinstance(value, str) and (bad := unstorable_text(value)):
             errors[name] = f"may not contain {bad}"
+        elif isinstance(value, float) and not math.isfinite(value):
+            errors[name] = "may not be NaN or an infinity (JSON has neither)"
         elif isinstance(value, (dict, list, tuple)) and depth > max_depth:
             errors[name] = f"is nested too deeply (at most {max_depth} levels)"
         elif bad := next(filter(None, map(unstorable_text, keys)), None):

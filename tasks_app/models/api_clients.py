@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from tasks_app.exceptions import SecretUnreadable
 
-# A timestamp may lead the server's clock by the signing window (``api.signing.WINDOW_SECONDS``,
+# A timestamp may lead the server's clock by the signing window (``signing.WINDOW_SECONDS``,
 # 300 s) and a replay may lag it by the window: a nonce can be replayed for up to twice the
 # window after it was first seen, so it is kept that long (a test holds the two together).
 NONCE_KEPT = dt.timedelta(seconds=2 * 300)
@@ -63,6 +63,12 @@ class ApiClient(models.Model):
     all_jobs = models.BooleanField(
         "all jobs", default=False, help_text="May use every job, including jobs added later."
     )
+    may_run_paused = models.BooleanField(
+        "may run paused jobs",
+        default=False,
+        db_default=False,
+        help_text="May trigger a job that is paused (its schedule stays paused). Off: such a trigger gets 409.",
+    )
     allowed_jobs = models.ManyToManyField(
         "tasks_app.Job",
         blank=True,
@@ -82,6 +88,11 @@ class ApiClient(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def requester(self) -> str:
+        """How a run this client asked for names it: the key id tells two clients of one name apart."""
+        return f"API client {self.name} ({self.key_id})"
 
     def set_secret(self) -> str:
         """Give the client a new secret (not saved); returns it in plaintext, the only time it is seen."""

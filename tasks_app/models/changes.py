@@ -5,6 +5,9 @@ Engines read the version cheaply (one row) and reload only what changed. On Post
 transaction commits, and never for one that rolls back. After commit ``jobs_changed`` is
 sent with the ids: the engines' receivers (connected in ``AppConfig.ready``) project the
 jobs into their own stores. The model layer knows only that jobs changed, not who listens.
+
+A second row counts run requests (run now, API runs, retries) for a scheduler that cannot
+hear a ``NOTIFY`` (SQLite): ``runs_requested`` bumps it, and a poll reads both rows at once.
 """
 
 import json
@@ -34,12 +37,19 @@ class ChangeMarker(models.Model):
         return f"version {self.version}"
 
 
+JOBS, RUNS = 1, 2  # the marker rows: job changes; run requests where no NOTIFY is heard
+
+
+def _advance(pk: int, using: str) -> None:
+    markers = ChangeMarker.objects.using(using)
+    if not markers.filter(pk=pk).update(version=F("version") + 1, changed_at=timezone.now()):
+        markers.get_or_create(pk=pk, defaults={"version": 1})
+
+
 def bump(job_ids, using: str | None = None) -> None:
     """Bump the marker for these jobs in the current transaction; ``jobs_changed`` follows its commit."""
     using = using or router.db_for_write(ChangeMarker)
-    markers = ChangeMarker.objects.using(using)
-    if not markers.filter(pk=1).update(version=F("version") + 1, changed_at=timezone.now()):
-        markers.get_or_create(pk=1, defaults={"version": 1})
+    _advance(JOBS, using)
     ids = sorted(job_ids)
     connection = connections[using]
     if connection.vendor == "postgresql":
@@ -50,5 +60,16 @@ def bump(job_ids, using: str | None = None) -> None:
     transaction.on_commit(lambda: jobs_changed.send(sender=ChangeMarker, job_ids=ids, using=using), using=using)
 
 
+def runs_requested(using: str | None = None) -> None:
+    """Tell a polling scheduler that a run was queued for it (where no ``NOTIFY`` reaches it)."""
+    _advance(RUNS, using or router.db_for_write(ChangeMarker))
+
+
 def version(using: str = "default") -> int:
-    return ChangeMarker.objects.using(using).filter(pk=1).values_list("version", flat=True).first() or 0
+    return ChangeMarker.objects.using(using).filter(pk=JOBS).values_list("version", flat=True).first() or 0
+
+
+def versions(using: str = "default") -> tuple[int, int]:
+    """The job and the run-request versions, in one query."""
+    rows = dict(ChangeMarker.objects.using(using).filter(pk__in=[JOBS, RUNS]).values_list("pk", "version"))
+    return rows.get(JOBS, 0), rows.get(RUNS, 0)

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from tasks_app import conf
 from tasks_app.handlers import json_limits, kwargs_schema, registry
-from tasks_app.models import problems
+from tasks_app.models import problems, recipients
 from tasks_app.models.choices import Engine, ScheduleType, in_choices
 from tasks_app.models.numbers import number_errors
 from tasks_app.models.querysets import JobQuerySet
@@ -59,7 +59,9 @@ class Job(models.Model):
     )
     run_at = models.DateTimeField(null=True, blank=True, help_text="For a one-off job: when it runs.")
     timezone = models.CharField(
-        max_length=64, default="UTC", help_text="IANA time zone the cron expression is read in."
+        max_length=64,
+        default="UTC",
+        help_text="IANA time zone of the job's schedule and of the times shown.",
     )
     enabled = models.BooleanField(default=True)
     # how
@@ -87,6 +89,26 @@ class Job(models.Model):
     coalesce = models.BooleanField(default=True, help_text="After downtime, run missed fires once instead of each.")
     max_running = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1)], help_text="Runs of this job allowed at the same time."
+    )
+    # alerts (tasks_app/alerts/)
+    alert_after_failures = models.PositiveSmallIntegerField(
+        default=0,
+        db_default=0,
+        validators=[MaxValueValidator(1000)],
+        help_text="Alert after this many failed or timed-out runs in a row (a slot's retries count once); 0: off.",
+    )
+    alert_when_overdue = models.BooleanField(
+        default=True,
+        db_default=True,
+        help_text="Alert when a slot passes its misfire grace with no run (engine down, job stuck).",
+    )
+    alert_emails = models.CharField(
+        max_length=1000,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[recipients.validate_emails],
+        help_text="This job's own alert recipients, comma-separated (besides ADMINS and TASKHUB_ALERT_EMAILS).",
     )
     declared_in_code = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -142,6 +164,7 @@ class Job(models.Model):
         ones; ``clean()`` refuses them with the reason (``registry.KwargsError``).
         """
         exclude = set(exclude or ())
+        self.alert_emails = recipients.normalize(self.alert_emails)  # a list (declared jobs) or a line, stored as one
         errors = {name: [message] for name, message in number_errors(self).items()}
         for field in self._meta.concrete_fields:
             value = getattr(self, field.attname)
@@ -158,6 +181,8 @@ class Job(models.Model):
             raise ValidationError(errors)
 
     def clean(self):
+        if self._holds_refused_values():
+            return  # clean_fields said which; the checks below read those fields as text and times
         self._clear_other_schedule_fields()
         errors = {}
         for check in (self._check_handler, self._check_timezone, self._check_schedule):
@@ -167,6 +192,16 @@ class Job(models.Model):
                 errors.update(exc.message_dict)
         if errors:
             raise ValidationError(errors)
+
+    def _holds_refused_values(self) -> bool:
+        """Whether a text or time field still holds a value ``clean_fields`` refused (``clean`` runs all the same)."""
+        for field in self._meta.concrete_fields:
+            value = getattr(self, field.attname)
+            if isinstance(field, models.CharField | models.TextField) and not isinstance(value, str | None):
+                return True
+            if isinstance(field, models.DateTimeField) and not isinstance(value, dt.datetime | None):
+                return True
+        return False
 
     def _clear_other_schedule_fields(self):
         if self.schedule_type != ScheduleType.CRON:

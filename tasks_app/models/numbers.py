@@ -1,6 +1,9 @@
 """A job's numeric fields take numbers only: Django's ``to_python`` would store ``1.5`` as 1,
-``True`` as 1 and the text ``"60"`` as 60 without a word; here each is a field error."""
+``True`` as 1 and the text ``"60"`` as 60 without a word; here each is a field error. Its text
+and time fields take text (or a time) only: Django's would store a list as its ``str()``, or
+raise ``TypeError`` on ``False`` (a file of jobs can hold either)."""
 
+import datetime as dt
 import decimal
 import math
 import numbers
@@ -19,6 +22,10 @@ def number_errors(instance) -> dict[str, str]:
             errors[field.name] = f"Enter a whole number (got {value!r})."
         elif isinstance(field, models.FloatField) and not _finite(value):
             errors[field.name] = f"Enter a finite number (got {value!r})."
+        elif isinstance(field, models.DateTimeField) and not isinstance(value, str | dt.date):
+            errors[field.name] = f"Enter a date and time (got {a_type(value)})."
+        elif isinstance(field, models.CharField | models.TextField) and not isinstance(value, str):
+            errors[field.name] = f"Enter text (got {a_type(value)})."
     return errors
 
 
@@ -30,3 +37,9 @@ def _whole(value) -> bool:
 
 def _finite(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, (numbers.Real, decimal.Decimal)) and math.isfinite(value)
+
+
+def a_type(value) -> str:
+    """``a dict``, ``an int``: a value's JSON-ish type in words, for messages."""
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"

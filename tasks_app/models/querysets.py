@@ -9,7 +9,7 @@ import collections
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import Exists, F, OuterRef, Subquery
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from tasks_app.models import changes
@@ -91,15 +91,32 @@ class JobQuerySet(models.QuerySet):
 
     # -- the operations the admin's actions and the commands use --------------------------
     def enable(self) -> int:
-        return self.filter(enabled=False).update(enabled=True)
+        return len(self.change_to(enabled=True))
 
     def pause(self) -> int:
-        return self.filter(enabled=True).update(enabled=False)
+        return len(self.change_to(enabled=False))
 
     def switch_engine(self, engine: str) -> int:
-        if engine not in Engine.values:
-            raise ValueError(f"unknown engine '{engine}' (choose from {', '.join(Engine.values)})")
-        return self.exclude(engine=engine).update(engine=engine)
+        return len(self.change_to(engine=engine))
+
+    def change_to(self, **fields) -> list:
+        """Set ``fields`` on the jobs where one differs; those jobs, as they were before (for the audit trail).
+
+        The rows stay locked until the transaction ends, so of two people pausing one job at once
+        only one changes it (and says so).
+        """
+        if "engine" in fields and fields["engine"] not in Engine.values:
+            raise ValueError(f"unknown engine '{fields['engine']}' (choose from {', '.join(Engine.values)})")
+        differs = Q()
+        for name, value in fields.items():
+            differs |= ~Q(**{name: value})
+        with transaction.atomic(using=self.db):
+            plain = self.model._default_manager.using(self.db)
+            ids = list(self.values_list("pk", flat=True))
+            jobs = list(plain.select_for_update().filter(differs, pk__in=ids).order_by("pk"))
+            if jobs:
+                plain.filter(pk__in=[job.pk for job in jobs]).update(**fields)
+        return jobs
 
     def duplicate(self) -> list:
         """A paused copy of each job, named ``<name>-copy`` (``-copy-2``, ...)."""

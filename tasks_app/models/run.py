@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from tasks_app.models.choices import FINISHED, Engine, RunStatus, Trigger, in_choices
 from tasks_app.models.job import Job
+from tasks_app.models.run_counts import JobRunQuerySet
 
 
 class JobRun(models.Model):
@@ -40,8 +41,30 @@ class JobRun(models.Model):
         editable=False,
         help_text="Which of the job's max_running places a running run holds; empty once it ends.",
     )
+    # Who asked for a run that no schedule made: the text stays when the API client or user is deleted,
+    # the link to the client goes (SET_NULL), so a deleted client's runs keep their history and grant nothing.
+    requested_by = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        editable=False,
+        help_text="Who asked for this run (a person or an API client); empty for a scheduled run.",
+    )
+    api_client = models.ForeignKey(
+        "tasks_app.ApiClient",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        db_index=False,  # the partial index below: most runs have no client
+    )
+
+    objects = JobRunQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "run"
         ordering = ["-scheduled_for"]
         get_latest_by = "scheduled_for"
         constraints = [
@@ -64,10 +87,22 @@ class JobRun(models.Model):
             models.Index(fields=["created_at"], name="jobrun_created"),
             models.Index(fields=["job", "-created_at"], name="jobrun_job_recent"),
             models.Index(fields=["job"], condition=Q(status=RunStatus.RUNNING), name="jobrun_running"),
+            models.Index(fields=["api_client"], condition=Q(api_client__isnull=False), name="jobrun_api_client"),
+            # /metrics: the last hour's durations and lateness, and the few runs claimed twice.
+            models.Index(fields=["finished_at"], condition=Q(finished_at__isnull=False), name="jobrun_finished"),
+            models.Index(
+                fields=["job", "engine"],
+                include=["duplicate_claims"],
+                condition=Q(duplicate_claims__gt=0),
+                name="jobrun_duplicate_claims",
+            ),
         ]
 
     def __str__(self):
         return f"{self.job.name} @ {self.scheduled_for:%Y-%m-%d %H:%M:%S}"
+
+    def delete(self, using=None, keep_parents=False):
+        return type(self).objects.using(using or self._state.db).filter(pk=self.pk).delete()
 
     @property
     def finished(self) -> bool:

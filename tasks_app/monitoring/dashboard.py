@@ -1,7 +1,8 @@
 """The operator's dashboard: what the admin index shows about engines and the last 24 hours of runs.
 
 What it is: read-only queries, each a single aggregate over ``JobRun`` (or ``Job`` with
-subqueries), so the page costs the same few queries for 100 runs or 100,000; and the engine
+subqueries; on Postgres the failing and slowest jobs are ``ranked_jobs.py``'s statements), so
+the page costs the same few queries for 100 runs or 100,000; and the engine
 status (scheduler heartbeats, Celery workers, broker, database), each with a deadline so a
 dead broker never hangs the page. ``admin_dashboard.py`` turns these into a page; ``charts.py``
 draws them.
@@ -15,12 +16,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
 
 from django.db import connection
-from django.db.models import Aggregate, Count, FloatField, OuterRef, Subquery, Value, Window
+from django.db.models import Count, OuterRef, Subquery, Value, Window
 from django.db.models.functions import Coalesce, RowNumber, TruncHour
 from django.utils import timezone
 
-from tasks_app.models import Job, JobRun, RunStatus, heartbeats, problems
-from tasks_app.monitoring import health
+from tasks_app.models import Job, JobRun, RunStatus, heartbeats, overdue_looks, problems
+from tasks_app.monitoring import health, ranked_jobs
 
 WINDOW = dt.timedelta(hours=24)
 FAILED = (RunStatus.FAILED, RunStatus.TIMED_OUT)
@@ -29,17 +30,7 @@ WORKERS_WINDOW = 0.3  # seconds the ping waits for more replies: plenty on a LAN
 WORKERS_DEADLINE = 1.0  # seconds engines() waits for the ping: its window, connecting, and room to spare
 PYTHON_PERCENTILE_RUNS = 1000
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-class PercentileCont(Aggregate):
-    """Postgres ``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)``."""
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression, fraction: float, **extra):
-        super().__init__(expression, fraction=float(fraction), **extra)  # float(): a literal, never user text
+OVERDUE_SHOWN = 20
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -79,6 +70,13 @@ def counts_by_status(cells: list[dict]) -> dict[str, int]:
 
 def failing_jobs(limit: int = 10) -> list[Job]:
     """Jobs whose latest finished run failed or timed out, annotated with that run and the streak's start."""
+    if connection.vendor == "postgresql":
+        return ranked_jobs.failing_jobs(limit)  # one grouping instead of look-ups per job: see there
+    return failing_jobs_by_lookups(limit)
+
+
+def failing_jobs_by_lookups(limit: int = 10) -> list[Job]:
+    """``failing_jobs()`` on any database: the latest outcome and the streak looked up for each job that ever failed."""
     outcomes = JobRun.objects.filter(job=OuterRef("pk"), status__in=OUTCOMES, finished_at__isnull=False)
     latest = outcomes.order_by("-finished_at", "-pk")
     last_success = (
@@ -109,14 +107,14 @@ def failing_jobs(limit: int = 10) -> list[Job]:
 
 def slowest_jobs(now: dt.datetime, limit: int = 5) -> list[dict]:
     """``[{"job_id", "job__name", "p95", "runs"}]``: the jobs with the longest p95 duration in the window."""
-    timed = recent(now).filter(duration_seconds__isnull=False)
     if connection.vendor == "postgresql":
-        return list(
-            timed.values("job_id", "job__name")
-            .annotate(p95=PercentileCont("duration_seconds", 0.95), runs=Count("id"))
-            .order_by("-p95", "job__name")[:limit]
-        )
-    # Elsewhere (SQLite): one query for each job's last runs, the percentile in Python.
+        return ranked_jobs.slowest_jobs(now, now - WINDOW, limit)  # a percentile only for jobs that can rank
+    return slowest_jobs_in_python(now, limit)
+
+
+def slowest_jobs_in_python(now: dt.datetime, limit: int = 5) -> list[dict]:
+    """``slowest_jobs()`` on any database: one query for each job's last runs, the percentile in Python."""
+    timed = recent(now).filter(duration_seconds__isnull=False)
     rows = (
         timed.annotate(rank=Window(RowNumber(), partition_by="job_id", order_by="-created_at"))
         .filter(rank__lte=PYTHON_PERCENTILE_RUNS)
@@ -164,6 +162,10 @@ def overview(now: dt.datetime | None = None) -> dict:
         "timeline": cells,
         "counts": counts_by_status(cells),
         "failing": failing_jobs(),
+        "overdue_look": (look := overdue_looks.last_look(now)),
+        # As the engines' last look found them (open overdue streaks): one more query when any, never a walk.
+        "overdue": overdue_looks.longest_overdue(OVERDUE_SHOWN) if look and look.overdue else [],
+        "overdue_count": look.overdue if look else 0,
         "slowest": slowest_jobs(now),
         "oldest_queued": oldest_queued(),
     }

@@ -102,8 +102,8 @@ def broker():
         finally:
             client.close()
     else:
-        with Connection(url, connect_timeout=timeout) as connection:
-            connection.ensure_connection(max_retries=1)
+        with Connection(url, connect_timeout=timeout) as connection:  # amqp:// (RabbitMQ) and the rest
+            connection.ensure_connection(max_retries=0)  # one attempt: a closed port says so, not a timeout
     return {"url": public_address(url)}
 
 

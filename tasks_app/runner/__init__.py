@@ -16,7 +16,8 @@ What it is not: it never imports an engine; engines call it and deliver what it 
   outlive ``HEARTBEAT_SECONDS`` and cancelling the handlers a person asks to stop.
 - **Record.** Only the worker that holds the current attempt can finish it (``outcomes.py``).
 
-A scheduled run that succeeds costs two statements: the claim and the outcome.
+A scheduled run that succeeds costs two statements: the claim and the outcome (a third, closing
+its failing streak, when the job has failure alerts on: ``alerts/streaks.py``).
 """
 
 import concurrent.futures
@@ -32,12 +33,13 @@ from tasks_app.handlers.registry import KwargsError, UnknownHandler, registry
 from tasks_app.models import JobRun, RunStatus, Trigger
 from tasks_app.runner import loop, storable
 from tasks_app.runner.claims import claim_many
+from tasks_app.runner.connections import ready_connection
 from tasks_app.runner.execution import Outcome, invoke
 from tasks_app.runner.outcomes import Attempt, finish, skip_claimed
 from tasks_app.runner.slot_inserts import Slot
 from tasks_app.runner.waiting import wait_all
 
-__all__ = ["Attempt", "Slot", "call_handler", "finish", "run_slot", "run_slots", "start"]
+__all__ = ["Attempt", "Slot", "call_handler", "finish", "run_slot", "run_slots", "start_all"]
 
 log = logging.getLogger("tasks_app.runner")
 
@@ -55,17 +57,18 @@ def run_slot(
     return run
 
 
-def run_slots(slots: list[Slot], engine: str, vet=None) -> list[JobRun | None]:
+def run_slots(slots: list[Slot], engine: str, vet=None, started=None) -> list[JobRun | None]:
     """Claim the slots together, run the claimed ones side by side here; each slot's run, or ``None``.
 
     ``vet(run)``, when given, sees each claimed run (with its job) before it starts: a reason it
     returns ends the run ``skipped`` with that reason instead (an engine's misfire policy decided
-    after the claim, so an on-time fire needs no read of its job of its own).
+    after the claim, so an on-time fire needs no read of its job of its own). ``started()``, when
+    given, is called (on the process loop) once every claimed handler has begun.
     """
-    close_old_connections()
+    ready_connection()
     try:
         runs = claim_many(slots, engine)
-        pending = {}
+        attempts = []
         for run in runs:
             if run is None:
                 continue
@@ -73,18 +76,29 @@ def run_slots(slots: list[Slot], engine: str, vet=None) -> list[JobRun | None]:
             if reason:
                 skip_claimed(run, reason)
                 continue
-            attempt = Attempt.of(run)
-            future = start(attempt)
-            if future is not None:
-                pending[future] = attempt
+            attempts.append(Attempt.of(run))
+        pending = start_all(attempts)
+        if started is not None:
+            loop.call_after_started(started)
         wait_all(pending)
         return runs
     finally:
         close_old_connections()
 
 
-def start(attempt: Attempt) -> concurrent.futures.Future | None:
-    """Start the attempt's handler on the process loop; ``None`` when it ended before starting."""
+def start_all(attempts: list[Attempt]) -> dict[concurrent.futures.Future, Attempt]:
+    """Start the attempts' handlers on the process loop, handed over together; each started one by its future.
+
+    One hand-over for the lot: one by one, each would let the loop's thread take the GIL from
+    this thread while it still prepares the next (a tick's last handler started a few ms later).
+    """
+    calls = [(attempt, call) for attempt in attempts if (call := _handler_call(attempt)) is not None]
+    futures = loop.submit_all([call for _, call in calls])
+    return {future: attempt for future, (attempt, _) in zip(futures, calls, strict=True)}
+
+
+def _handler_call(attempt: Attempt):
+    """The attempt's handler call (a coroutine, not started yet); ``None`` when it ended before starting."""
     run = attempt.run
     job = run.job
     try:
@@ -101,7 +115,7 @@ def start(attempt: Attempt) -> concurrent.futures.Future | None:
         engine=run.engine,
         logger=logging.getLogger(f"tasks_app.handlers.{spec.name}"),
     )
-    return loop.submit(invoke(spec, kwargs, attempt.context, job.effective_timeout()))
+    return invoke(spec, kwargs, attempt.context, job.effective_timeout())
 
 
 def call_handler(name: str, kwargs: dict, task_id: str = ""):

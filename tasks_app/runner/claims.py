@@ -24,6 +24,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from tasks_app import conf
+from tasks_app.alerts import streaks as alert_streaks
 from tasks_app.models import Job, JobRun, RunStatus, Trigger
 from tasks_app.runner import slot_inserts
 from tasks_app.runner.slot_inserts import Slot
@@ -150,6 +151,8 @@ def _reclaim(run: JobRun, attempt: int, now, task_id: str = "") -> JobRun | None
             return None
     elif run.status == RunStatus.RUNNING and _lost(run, now):
         run.attempts.append(attempt_record(run, "lost", f"worker {run.worker} stopped sending heartbeats"))
+        if _losses(run) >= conf.get("MAX_LOST_ATTEMPTS"):
+            return _give_up(run, now)
         run.attempt += 1
         log.warning("taking over a lost run", extra={"run": run.pk, "previous_worker": run.worker})
     else:
@@ -173,6 +176,25 @@ def _reclaim(run: JobRun, attempt: int, now, task_id: str = "") -> JobRun | None
         run.lane = _free_lane(run.job, now)
     run.save()
     return run
+
+
+def _losses(run: JobRun) -> int:
+    return sum(1 for earlier in run.attempts if earlier.get("status") == "lost")
+
+
+def _give_up(run: JobRun, now) -> None:
+    """A run whose worker was lost ``MAX_LOST_ATTEMPTS`` times is failed, not taken over again: its handler
+    likely ends the process that runs it (a crash in native code, the OOM killer), and a broker would hand
+    it out for ever (Redis) or drop it and leave the run ``running`` (RabbitMQ's delivery limit)."""
+    losses = _losses(run)
+    run.status, run.finished_at, run.lane, run.next_attempt_at = RunStatus.FAILED, now, None, None
+    run.error = (
+        f"its worker was lost {losses} times while running it (killed, out of memory, or the handler "
+        "ended its process): not taken over again (TASKHUB_MAX_LOST_ATTEMPTS)"
+    )
+    run.save()
+    log.error("run failed: its worker was lost too often", extra={"run": run.pk, "job": run.job_id, "losses": losses})
+    alert_streaks.after_outcome(run)
 
 
 def _lost(run: JobRun, now) -> bool:

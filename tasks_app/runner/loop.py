@@ -30,6 +30,62 @@ def submit(coro) -> concurrent.futures.Future:
     return asyncio.run_coroutine_threadsafe(coro, get_loop())
 
 
+def submit_all(coros: list) -> list[concurrent.futures.Future]:
+    """Schedule the coroutines on the process loop in one hand-over; each one's future, as ``submit`` gives it.
+
+    A future cancelled from another thread cancels its coroutine's task, as with ``submit``.
+    """
+    if not coros:
+        return []
+    loop = get_loop()
+    futures = [concurrent.futures.Future() for _ in coros]
+
+    def start_all():
+        for coro, future in zip(coros, futures, strict=True):
+            if future.cancelled():
+                coro.close()
+                future.set_running_or_notify_cancel()
+            else:
+                _follow(loop.create_task(coro), future, loop)
+
+    loop.call_soon_threadsafe(start_all)
+    return futures
+
+
+def _follow(task: asyncio.Task, future: concurrent.futures.Future, loop) -> None:
+    """Make ``future`` end as ``task`` ends, and cancelling ``future`` cancel ``task`` (asyncio's own chaining)."""
+
+    def task_done(task):
+        if task.cancelled():
+            future.cancel()
+        if not future.set_running_or_notify_cancel():
+            return
+        if task.exception() is not None:
+            future.set_exception(task.exception())
+        else:
+            future.set_result(task.result())
+
+    def future_done(future):
+        if future.cancelled():
+            loop.call_soon_threadsafe(task.cancel)
+
+    task.add_done_callback(task_done)
+    future.add_done_callback(future_done)
+
+
+def call_after_started(callback) -> None:
+    """Call ``callback()`` on the loop once every coroutine submitted before it has begun (run to its first wait).
+
+    The loop starts tasks in the order they were submitted, so a task submitted last takes its first
+    step after every earlier one took theirs.
+    """
+
+    async def call():
+        callback()
+
+    submit(call())
+
+
 def shutdown(timeout: float = 5.0) -> None:
     global _loop, _thread
     with _lock:

@@ -3,6 +3,8 @@
 A failure with retries left becomes ``queued`` for the next attempt (its engine re-delivers
 it) and the attempt just ended is kept in ``attempts``; a value the database refuses ends the
 run ``failed`` with the reason; only an outage is waited out. One ``UPDATE`` on the success path.
+A job with ``alert_after_failures`` set has its final outcome noted in its alert streak after
+the outcome is written (``alerts/streaks.py``: one more statement on success, never an error).
 
 What it is not: no claims and no handler calls.
 """
@@ -18,12 +20,14 @@ from django.utils import timezone
 
 from taskhub.log import log_context
 from tasks_app import conf
+from tasks_app.alerts import streaks as alert_streaks
 from tasks_app.handlers.context import RunContext
 from tasks_app.handlers.registry import UnknownHandler
 from tasks_app.models import JobRun, RunStatus
 from tasks_app.runner import storable
 from tasks_app.runner.claims import attempt_record
 from tasks_app.runner.execution import Outcome
+from tasks_app.runner.row_updates import update_run
 
 log = logging.getLogger("tasks_app.runner")
 
@@ -97,6 +101,8 @@ def _record(attempt: Attempt, outcome: Outcome) -> None:
     if not _write_outcome(attempt, {f: getattr(run, f) for f in fields}):
         log.warning("run was taken over by another worker; outcome discarded", extra={"run": run.pk})
         return
+    if run.job.alert_after_failures:  # the job came with the claim: no query for jobs without alerts
+        alert_streaks.after_outcome(run)
     status = outcome.status if run.status == RunStatus.QUEUED else run.status  # a retry; or failed to store
     # A success is on record in its row; its line is DEBUG (one JSON line fewer per run). Anything
     # else is a WARNING.
@@ -158,7 +164,7 @@ def _update_waiting_out_outages(attempt: Attempt, values: dict) -> bool:
     deadline = time.monotonic() + conf.get("OUTCOME_RETRY_SECONDS")
     while True:
         try:
-            return bool(JobRun.objects.filter(pk=run.pk, **attempt.claimed).update(**values))
+            return bool(update_run(run.pk, attempt.claimed, values))
         except DatabaseError as exc:
             if not storable.is_outage(exc) or time.monotonic() > deadline:
                 raise

@@ -15,12 +15,36 @@ from tasks_app.handlers.registry import KwargsError, UnknownHandler
 from tasks_app.models import Job, JobRun, RunStatus, Trigger
 
 
-def queue_run(job: Job, trigger: str = Trigger.RUN_NOW, kwargs: dict | None = None) -> JobRun:
-    """A queued run of ``job`` in its own slot (now); refused while a run-now is still queued."""
+def check_runnable(job: Job, *, paused_allowed: bool) -> None:
+    """The one rule for runs asked for (run now, retry, API): ``RunRefused`` with a line saying why not.
 
+    A broken job runs nowhere until it is corrected (its handler may be gone). A paused job's
+    *schedule* is paused: a person may still run it on purpose (the admin's Run now and Retry,
+    ``manage.py run_job``); an API client may not, unless it is allowed to (``ApiClient.may_run_paused``).
+    """
     problem = job.schedule_problem()
-    if problem:  # a broken job is refused everywhere until it is corrected (its handler may be gone)
+    if problem:
         raise RunRefused(f"'{job.name}' cannot run until it is corrected: {problem}")
+    if not job.enabled and not paused_allowed:
+        raise RunRefused(f"job '{job.name}' is paused (this API client may not run paused jobs)")
+
+
+def queue_run(
+    job: Job,
+    trigger: str = Trigger.RUN_NOW,
+    kwargs: dict | None = None,
+    *,
+    paused_allowed: bool | None = None,
+    requested_by: str = "",
+    api_client=None,
+) -> JobRun:
+    """A queued run of ``job`` in its own slot (now); refused while a run-now is still queued.
+
+    ``paused_allowed``: whether a paused job may run (``check_runnable``); unless told, yes for a
+    person's request and no for an API client's. ``requested_by`` says who asked (a person, an API
+    client), ``api_client`` is the client that did.
+    """
+    check_runnable(job, paused_allowed=trigger != Trigger.API if paused_allowed is None else paused_allowed)
     if kwargs is not None:
         try:
             job.spec.validate_kwargs(kwargs)
@@ -37,6 +61,8 @@ def queue_run(job: Job, trigger: str = Trigger.RUN_NOW, kwargs: dict | None = No
                 trigger=trigger,
                 scheduled_for=now,
                 kwargs=job.kwargs if kwargs is None else kwargs,
+                requested_by=requested_by[:200],
+                api_client=api_client,
             )
     except IntegrityError:
         raise RunRefused(f"a run-now of '{job.name}' is already queued") from None

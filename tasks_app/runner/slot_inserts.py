@@ -10,6 +10,13 @@ take-over and an overlap. The job rows are read in the same statement, ``FOR KEY
 locked claim of the same job (``FOR UPDATE``) is waited for, other inserts are not. Each claimed
 run comes back with its job.
 
+The statement is prepared on its connection (``prepared.py``): parsed once, and planned once too
+where Postgres keeps a generic plan. One slot — a Celery message's — comes as scalars, so the
+generic plan knows it reads one row and keeps it; a batch comes as arrays, whose length a generic
+plan cannot know, so Postgres plans it for its values each time. The running status the count
+compares with is written in the text, not sent as a value: a plan made for any value could not
+use the partial index ``jobrun_running`` and would read every run of the job.
+
 What it is not: decisions about existing rows; other databases always take the locked claim.
 """
 
@@ -18,9 +25,10 @@ import functools
 import os
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from tasks_app.models import Job, JobRun, RunStatus, Trigger
+from tasks_app.runner import prepared
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,7 @@ def insert_claims(slots: list[Slot], engine: str, running: dict) -> dict[tuple[i
     if not slots:
         return {}
     sql, params = _statement(slots, engine, running)
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     job_fields, run_fields = Job._meta.concrete_fields, JobRun._meta.concrete_fields
@@ -73,25 +81,24 @@ def insert_claims(slots: list[Slot], engine: str, running: dict) -> dict[tuple[i
 
 def _instance(model, fields, values):
     """A model instance from raw column values, converted as the ORM would (JSON columns come as text)."""
+    db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: ``connection`` is a proxy, a lookup per attribute
     converted = [
-        field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
+        field.from_db_value(value, None, db) if hasattr(field, "from_db_value") else value
         for field, value in zip(fields, values, strict=True)
     ]
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+    return model.from_db(db.alias, [f.attname for f in fields], converted)
 
 
 def _statement(slots: list[Slot], engine: str, running: dict) -> tuple[str, list]:
-    sql, template_fields = _sql()
+    one = len(slots) == 1
+    sql, template_fields = _sql(one)
     template = JobRun(engine=engine, kwargs={}, **running)
-    params = [field.get_db_prep_save(getattr(template, field.attname), connection) for field in template_fields]
+    db = connections[DEFAULT_DB_ALIAS]
+    params = [field.get_db_prep_save(getattr(template, field.attname), db) for field in template_fields]
     # Each process starts its search for a free lane at its own place: two processes claiming runs
     # of one job at once would otherwise both take its lowest free lane, and one would wait for the
     # other's commit, find the lane taken and fall back to the locked claim.
     params.append(os.getpid())
-    # Running runs without a lane (written before lanes, or by hand) count too. Two counts, each on
-    # its partial index (``jobrun_one_run_per_lane``, ``jobrun_running``): one count with an ``OR``
-    # reads every run the job ever had, and a claim would slow down as its history grows.
-    params.append(RunStatus.RUNNING)
     per_slot = [
         [s.job_id for s in slots],
         [s.scheduled_for for s in slots],
@@ -99,12 +106,14 @@ def _statement(slots: list[Slot], engine: str, running: dict) -> tuple[str, list
         [str(s.trigger) for s in slots],
         [s.task_id for s in slots],
     ]
+    if one:
+        per_slot = [values[0] for values in per_slot]
     return sql, per_slot + params
 
 
 @functools.cache
-def _sql() -> tuple[str, list]:
-    """The statement's text (the same for any batch: the slots come as arrays), and the fields given as parameters."""
+def _sql(one: bool) -> tuple[str, list]:
+    """The statement's text for one slot (scalars) or a batch (arrays), and the fields given as parameters."""
     quote = connection.ops.quote_name
     job_table, run_table = quote(Job._meta.db_table), quote(JobRun._meta.db_table)
     columns, values, template_fields = [], [], []
@@ -125,10 +134,17 @@ def _sql() -> tuple[str, list]:
     names = [quote(c) for c in (*PER_SLOT, PER_SLOT_TASK_ID)]
     job_columns = ", ".join(f"j.{quote(f.column)}" for f in Job._meta.concrete_fields)
     run_columns = ", ".join(f"c.{quote(f.column)}" for f in JobRun._meta.concrete_fields)
-    unnest = ", ".join(f"%s::{kind}[]" for kind in kinds)
+    if one:
+        slots = f"(VALUES ({', '.join(f'%s::{kind}' for kind in kinds)}))"
+    else:
+        slots = f"unnest({', '.join(f'%s::{kind}[]' for kind in kinds)})"
+    # Running runs without a lane (written before lanes, or by hand) count too. Two counts, each on
+    # its partial index (``jobrun_one_run_per_lane``, ``jobrun_running``): one count with an ``OR``
+    # reads every run the job ever had, and a claim would slow down as its history grows.
+    running = _literal(RunStatus.RUNNING)
     lanes = f"(SELECT r.lane FROM {run_table} r WHERE r.job_id = j.id AND r.lane IS NOT NULL)"
     sql = f"""
-        WITH w AS (SELECT * FROM unnest({unnest}) AS w({", ".join(names)})),
+        WITH w AS (SELECT * FROM {slots} AS w({", ".join(names)})),
         j AS (SELECT * FROM {job_table} WHERE id IN (SELECT job_id FROM w) FOR KEY SHARE),
         c AS (
             INSERT INTO {run_table} ({", ".join(columns)})
@@ -141,7 +157,7 @@ def _sql() -> tuple[str, list]:
             WHERE free.lane IS NOT NULL AND (
                 SELECT count(*) FROM {run_table} r WHERE r.job_id = j.id AND r.lane IS NOT NULL
             ) + (
-                SELECT count(*) FROM {run_table} r WHERE r.job_id = j.id AND r.status = %s AND r.lane IS NULL
+                SELECT count(*) FROM {run_table} r WHERE r.job_id = j.id AND r.status = {running} AND r.lane IS NULL
             ) < j.max_running
             ON CONFLICT DO NOTHING
             RETURNING *
@@ -151,3 +167,10 @@ def _sql() -> tuple[str, list]:
         LEFT JOIN c ON c.job_id = w.job_id AND c.scheduled_for = w.scheduled_for
     """
     return sql, template_fields
+
+
+def _literal(value: str) -> str:
+    """A constant of ours (a status) as an SQL string literal."""
+    if not value.isidentifier():
+        raise ValueError(f"not a plain word: {value!r}")
+    return f"'{value}'"

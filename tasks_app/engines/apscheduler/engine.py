@@ -13,13 +13,15 @@ APScheduler 3 keeps the schedule in django-apscheduler's ``DjangoJobStore`` (so
   handler, never a model.
 
 Delivery from other processes (run now, API triggers) is a Postgres ``NOTIFY`` on
-``taskhub_runs`` that the scheduler process hears; with no live scheduler the run stays
-queued and ``deliver`` says so. Limits: one active process per deployment (a second one
+``taskhub_runs`` that the scheduler process hears (on SQLite, a bump of the change marker's
+run-request row, which its poll reads); with no live scheduler the run stays queued and
+``deliver`` says so. Limits: one active process per deployment (a second one
 waits as a standby), and handlers share that process's threads and event loop.
 """
 
 import datetime as dt
 import logging
+import threading
 import time
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -34,7 +36,7 @@ from tasks_app.engines.apscheduler.store import log_executions
 from tasks_app.engines.base import BaseEngine, EngineUnavailable
 from tasks_app.engines.listener import RUNS_CHANNEL
 from tasks_app.exceptions import Unhealthy
-from tasks_app.models import Job, RunStatus, heartbeats
+from tasks_app.models import Job, RunStatus, changes, heartbeats
 from tasks_app.runner import Slot, storable
 from tasks_app.runner import skipped as skipped_runs
 from tasks_app.scheduling import misfire, slots
@@ -116,10 +118,16 @@ def fire(job_id: int) -> None:
 class RunnerExecutor(ThreadPoolExecutor):
     """Runs a tick's fires through the runner together, after each job's misfire policy."""
 
-    def submit_fires(self, fires) -> None:
-        """Hand a tick's ``(stored job, run times)`` pairs to one pool thread: one claim, all started at once."""
-        future = self._pool.submit(run_fire_batch, fires)
+    def submit_fires(self, fires) -> threading.Event:
+        """Hand a tick's ``(stored job, run times)`` pairs to one pool thread: one claim, all started at once.
+
+        The event returned is set once the batch's handlers have started (or the batch ended without).
+        """
+        started = threading.Event()
+        future = self._pool.submit(run_fire_batch, fires, started.set)
+        future.add_done_callback(lambda done: started.set())
         future.add_done_callback(_report_failure)
+        return started
 
 
 def _report_failure(future) -> None:
@@ -127,17 +135,18 @@ def _report_failure(future) -> None:
         log.error("a batch of fires failed", exc_info=future.exception(), extra={"engine": ENGINE})
 
 
-def run_fire_batch(fires) -> list:
+def run_fire_batch(fires, started=None) -> list:
     """Run a tick's fires: misfire policy per job, one claim for every due slot, the execution log in one write.
 
     A database that is away (Postgres restarting) is waited out, up to ``OUTCOME_RETRY_SECONDS``:
     the store has moved past these slots, so a tick given up would be lost for good. A retry after
     some handlers ran is harmless: their slots' claims are duplicates, counted and not run.
+    ``started()``, when given, is called once the fires' handlers have started.
     """
     deadline = time.monotonic() + conf.get("OUTCOME_RETRY_SECONDS")
     while True:
         try:
-            return _run_fire_batch(fires)
+            return _run_fire_batch(fires, started)
         except DatabaseError as exc:
             if not storable.is_outage(exc) or time.monotonic() > deadline:
                 raise
@@ -146,7 +155,7 @@ def run_fire_batch(fires) -> list:
             time.sleep(1.0)
 
 
-def _run_fire_batch(fires) -> list:
+def _run_fire_batch(fires, started=None) -> list:
     close_old_connections()  # this pool thread's connection may have died since its last batch
     now = timezone.now()
     slots, run_times, executions = [], [], []
@@ -169,7 +178,7 @@ def _run_fire_batch(fires) -> list:
         for slot in due:
             slots.append(Slot(aps_job.args[0], slot))
             run_times.append((aps_job.id, by_slot[slot]))
-    runs = get_engine(ENGINE).execute_many(slots, vet=lambda run: _too_late(run, now))
+    runs = get_engine(ENGINE).execute_many(slots, vet=lambda run: _too_late(run, now), started=started)
     for (aps_id, run_time), run in zip(run_times, runs, strict=True):
         executions.append((aps_id, run_time, *_execution(run)))
     log_executions(executions)
@@ -211,6 +220,8 @@ class APSchedulerEngine(BaseEngine):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_notify(%s, %s)", [RUNS_CHANNEL, str(run.pk)])
+        else:  # no NOTIFY here: the scheduler's poll of the change marker sees the request
+            changes.runs_requested()
         if not self.is_alive():
             raise EngineUnavailable(
                 "the APScheduler process (manage.py runapscheduler) is not running: "

@@ -8,7 +8,9 @@ are due, their run times, coalescing, the next wake-up) and changes the order:
 
 1. taskhub's fires (the stored ``fire`` function) due now go to ``RunnerExecutor.submit_fires``
    together: one claim for the batch, every handler started at once (``engine.py``);
-2. then the store learns every fired job's next run time in one statement
+2. once those handlers have begun (``RunnerExecutor.submit_fires``'s event, waited for at most
+   ``start_wait`` s, so that this thread's bookkeeping does not compete with their claim for the
+   GIL and the database), the store learns every fired job's next run time in one statement
    (``TaskhubJobStore.update_jobs``) and drops the once-only jobs in another (``remove_jobs``);
 3. plain functions scheduled through ``SchedulerManager`` go through APScheduler's own path.
 
@@ -22,12 +24,14 @@ from threading import TIMEOUT_MAX
 
 from apscheduler.events import EVENT_JOB_REMOVED, EVENT_JOB_SUBMITTED, JobEvent, JobSubmissionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.base import STATE_PAUSED
+from apscheduler.schedulers.base import STATE_PAUSED, STATE_STOPPED
 
 log = logging.getLogger("tasks_app.apscheduler")
 
 
 class BatchingScheduler(BackgroundScheduler):
+    start_wait = 0.2  # seconds the store's bookkeeping waits at most for a tick's handlers to start
+
     def __init__(self, *args, is_fire, **kwargs):
         self.is_fire = is_fire  # whether a stored job is one of taskhub's fires
         super().__init__(*args, **kwargs)
@@ -39,6 +43,8 @@ class BatchingScheduler(BackgroundScheduler):
         next_wakeup = None
         events = []
         with self._jobstores_lock:
+            if self.state == STATE_STOPPED:  # shut down while this thread slept: the executors are gone
+                return None  # (``shutdown`` stops the executors under this lock, after setting the state)
             for alias, store in self._jobstores.items():
                 try:
                     due = store.get_due_jobs(now)
@@ -54,7 +60,10 @@ class BatchingScheduler(BackgroundScheduler):
                     if run_times:
                         (fires if self.is_fire(job) else others).append((job, run_times))
                 if fires:
-                    self._lookup_executor("default").submit_fires(fires)
+                    started = self._lookup_executor("default").submit_fires(fires)
+                    # The bookkeeping below would compete with the claim and the handlers' start
+                    # for the GIL (and the database): it waits until they have started.
+                    started.wait(self.start_wait)
                 for job, run_times in others:
                     events += self._submit(job, run_times, alias)
                 try:

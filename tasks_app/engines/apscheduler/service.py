@@ -23,7 +23,8 @@ from django.utils import timezone
 from django_apscheduler.models import DjangoJob
 
 from tasks_app import conf
-from tasks_app.engines import get_engine
+from tasks_app.alerts.courier import AlertCourier
+from tasks_app.engines import get_engine, long_lived
 from tasks_app.engines.apscheduler.engine import ENGINE, STORE_PREFIX, store_id
 from tasks_app.engines.leader import leader_lock
 from tasks_app.engines.listener import ChangeWatcher
@@ -54,9 +55,11 @@ class SchedulerService:
         self.queued_seen: set[int] = set()
         self.redelivery = Redelivery(ENGINE)
         self.beat_jobs: int | None = None  # the job count the last heartbeat wrote
+        self.courier = AlertCourier("apscheduler")  # overdue alerts and their delivery, beside the loop
 
     def serve(self, grace: float = 30.0) -> None:
         get_engine(ENGINE).manager = self.manager
+        self.courier.start()  # standby or leader: whichever engine process is alive sends alerts
         try:
             while not self.stop.is_set():
                 if not self._wait_for_lock():
@@ -64,6 +67,7 @@ class SchedulerService:
                 self._lead()
         finally:
             self._drain(grace)
+            self.courier.stop()  # after the drain: alerts the last runs wrote are delivered at the next start
 
     def _wait_for_lock(self) -> bool:
         while not self.stop.is_set():
@@ -106,7 +110,7 @@ class SchedulerService:
             self.next_pick_up = now + self._pick_up_interval()
 
     def _pick_up_interval(self) -> float:
-        return self.pick_up_every if self.watcher.listener else self.poll * 10
+        return self.pick_up_every if self.watcher.hears_run_requests else self.poll * 10
 
     def _until_housekeeping(self) -> float:
         return max(0.0, min(self.next_beat, self.next_lock_check, self.next_pick_up) - time.monotonic())
@@ -115,9 +119,10 @@ class SchedulerService:
         self.watcher = self.watcher or ChangeWatcher(sleep=self.stop.wait)
         if not self.manager.running:
             self.manager.start(paused=True)
-        jobs = list(Job.objects.filter(engine=ENGINE, enabled=True).for_scheduling())
-        count = self.manager.reconcile(jobs)
-        catch_up_lost_slots(self.manager, jobs)
+        with long_lived.loading():
+            jobs = list(Job.objects.filter(engine=ENGINE, enabled=True).for_scheduling())
+            count = self.manager.reconcile(jobs)
+            catch_up_lost_slots(self.manager, jobs)
         self.manager.scheduler.resume()
         self.queued_seen.clear()
         self.redelivery.forget()
@@ -134,18 +139,21 @@ class SchedulerService:
         if changed:
             self.manager.reload(changed)
             log.info("apscheduler applied job changes", extra={"engine": ENGINE, "jobs": sorted(changed)})
-        if notices.reconnected:  # a lost LISTEN connection may have lost run NOTIFYs as well
+        if notices.reconnected or notices.runs_queued:  # lost run NOTIFYs, or runs the marker told of
             self.next_pick_up = 0.0
 
     def _pick_up_queued(self) -> None:
         """Queued runs of this engine not yet handed over (missed notifications, restarts, retries),
         and handed-over ones still queued long after they were due (the hand-over was lost)."""
+        stale = timezone.now() - dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
+        if not self.redelivery.anything_waiting(stale):
+            self.queued_seen.clear()  # none is queued any more
+            return
         queued = self._queued()
         self.queued_seen &= set(queued.filter(pk__in=self.queued_seen).values_list("pk", flat=True))
         self._hand_over(queued.exclude(pk__in=self.queued_seen))
         for run in self.redelivery.overdue():
             self.manager.run_queued(run.pk)
-        stale = timezone.now() - dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
         for run in JobRun.objects.filter(engine=ENGINE, status=RunStatus.RUNNING, heartbeat_at__lt=stale)[:100]:
             log.warning("taking over a run whose worker went silent", extra={"run": run.pk, "worker": run.worker})
             self.manager.run_lost(run)

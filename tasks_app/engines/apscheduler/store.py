@@ -19,7 +19,7 @@ import decimal
 import logging
 import pickle
 
-from django.db import DatabaseError
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 from django_apscheduler.jobstores import DjangoJobStore
@@ -48,9 +48,16 @@ class TaskhubJobStore(DjangoJobStore):
             )
 
     def remove_jobs(self, job_ids) -> None:
-        """Drop jobs that will not fire again (once-only jobs after their fire): one ``DELETE``."""
+        """Drop jobs that will not fire again (once-only jobs after their fire), with their execution log.
+
+        Their rows are locked first: a batch that logs its executions meanwhile (``log_executions``,
+        in a pool thread) either commits before the log is deleted with its job, or finds the job
+        gone — never a log row inserted between the two deletes, which the foreign key refuses.
+        """
         if job_ids:
-            DjangoJob.objects.filter(id__in=job_ids).delete()
+            with transaction.atomic():
+                list(DjangoJob.objects.select_for_update().filter(id__in=job_ids).values_list("id", flat=True))
+                DjangoJob.objects.filter(id__in=job_ids).delete()
 
 
 def log_executions(entries) -> None:
@@ -74,9 +81,15 @@ def log_executions(entries) -> None:
     ]
     if not rows:
         return
-    existing = set(DjangoJob.objects.filter(id__in={r.job_id for r in rows}).values_list("id", flat=True))
     try:
-        DjangoJobExecution.objects.bulk_create([r for r in rows if r.job_id in existing], ignore_conflicts=True)
+        for attempt in range(2):
+            existing = set(DjangoJob.objects.filter(id__in={r.job_id for r in rows}).values_list("id", flat=True))
+            try:
+                DjangoJobExecution.objects.bulk_create([r for r in rows if r.job_id in existing], ignore_conflicts=True)
+                return
+            except IntegrityError:  # a job removed between the look and the write (``remove_jobs``)
+                if attempt:
+                    raise
     except DatabaseError as exc:
         log.warning("the execution log was not written", extra={"error": str(exc), "fires": len(rows)})
 

@@ -20,6 +20,8 @@ but replaces what users of the stock one fight:
   slots whose message vanished before a worker got it (``sent_slots.py``; a new leader
   inherits the slots shortly below each job's last run that have no run row); and it writes a
   heartbeat that ``/healthz`` reports.
+- **Alerts.** Leader or standby, its alert courier thread (``alerts/courier.py``) delivers
+  alerts and looks for overdue jobs, beside the loop.
 - **A broker outage pauses it, never ends it.** A send that fails with a broker error stops
   sending (``broker_watch.py``: one log line, "paused" in the heartbeat) while it keeps the lead;
   once the broker answers again, the slots missed meanwhile go through the misfire policy.
@@ -28,13 +30,17 @@ but replaces what users of the stock one fight:
 import datetime as dt
 import heapq
 import logging
+import threading
 import time
 
+from celery.signals import beat_init
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from tasks_app import conf
+from tasks_app.alerts.courier import AlertCourier
+from tasks_app.engines import long_lived
 from tasks_app.engines.celery.beat_delivery import BeatDelivery
 from tasks_app.engines.celery.broker_watch import BrokerWatch
 from tasks_app.engines.celery.sent_slots import SentSlots
@@ -50,6 +56,13 @@ from tasks_app.scheduling.next_slots import NextSlots
 
 log = logging.getLogger("tasks_app.beat")
 ENGINE = "celery"
+
+
+@beat_init.connect(dispatch_uid="taskhub_beat_init")
+def _dedicated(sender=None, **kwargs):
+    """A beat in its own process does nothing but schedule; one in a worker's thread (``-B``) shares it."""
+    if threading.current_thread() is threading.main_thread():
+        long_lived.dedicate()
 
 
 class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
@@ -72,6 +85,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
         self.started_at = timezone.now()
         self._next_beat = self._next_reap = self._next_lock_check = 0.0
         self._beat_said: tuple | None = None  # (jobs, paused) as the last heartbeat wrote them
+        self._said_standby = False
         self._redelivered: dict[int, dt.datetime] = {}
         self.quarantine = Quarantine(ENGINE)
         super().__init__(*args, **kwargs)
@@ -79,6 +93,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
         self.broker = BrokerWatch(self.app)
         self.redelivery = Redelivery(ENGINE)
         self.sent_slots = SentSlots()
+        self.courier = AlertCourier("beat")  # overdue alerts and their delivery, on a thread beside the loop
 
     # DatabaseScheduler's PeriodicTask entries and last_run_at bookkeeping are not used.
     def setup_schedule(self):
@@ -93,7 +108,10 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
 
     @property
     def info(self):
-        return f"    . taskhub: {len(self.jobs)} jobs, {'leader' if self.leading_since else 'standby'}"
+        # Celery prints this banner before the first tick, when no beat knows yet whether it leads.
+        if self.leading_since is None:
+            return '    . taskhub: waiting for the leader lock (then "beat is leader", or it stands by)'
+        return f"    . taskhub: {len(self.jobs)} jobs, leader"
 
     # -- the clock and the wait: the loop's only view of time (tests/test_beat_loop.py holds both) --
     def now(self) -> dt.datetime:
@@ -104,6 +122,7 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
 
     # -- the loop ------------------------------------------------------------------------
     def tick(self, *args, **kwargs) -> float:
+        self.courier.start()  # standby or leader (a no-op once it runs)
         try:
             if not self._lead():
                 return self.standby_poll
@@ -140,8 +159,11 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
                 return True
             self._step_down()
         if not self.lock.try_acquire():
+            if not self._said_standby:  # once per stand-by, as the banner promised
+                log.info("beat is standing by: another beat is leader", extra={"engine": ENGINE})
+                self._said_standby = True
             return False
-        self.leading_since = timezone.now()
+        self.leading_since, self._said_standby = timezone.now(), False
         log.info("beat is leader", extra={"engine": ENGINE, "leader": worker_id()})
         self.watcher = ChangeWatcher(sleep=self.sleep)
         self._load_all()
@@ -171,23 +193,26 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
     def _load_all(self) -> None:
         """Schedule every enabled job afresh, owed slots first (on taking the lead, or the broker's return)."""
         started = time.monotonic()
-        self.jobs.clear(), self.heap.clear(), self.fired.clear()
-        ours = Job.objects.filter(engine=ENGINE, enabled=True)
-        jobs = list(ours.for_scheduling("queue", "priority", "timeout_seconds"))  # what sending reads
-        last = skipped_runs.last_slots(ours.values("pk"))  # a subquery: no list of every id in the statement
-        now, upcoming, owed = self.now(), NextSlots(), []
-        since = {job.pk: misfire.owed_since(job, last.get(job.pk)) for job in jobs}
-        for job in sorted(jobs, key=lambda job: since[job.pk]):  # in rising order, NextSlots walks once per schedule
-            self._schedule(job, lambda: self._catch_up(job, since[job.pk], now, upcoming, owed))
-        self._send_all(owed)  # every job's owed slots in one go
-        # Slots below a job's last run whose message a dead leader's worker took with it: the reaper owes them.
-        inherited = self.sent_slots.inherit(list(self.jobs.values()), last, now)
+        with long_lived.loading():  # a dedicated beat: the collector off meanwhile, what it loaded frozen
+            self.jobs.clear(), self.heap.clear(), self.fired.clear()
+            ours = Job.objects.filter(engine=ENGINE, enabled=True)
+            jobs = list(ours.for_scheduling("queue", "priority", "timeout_seconds"))  # what sending reads
+            last = skipped_runs.last_slots(ours.values("pk"))  # a subquery: no list of every id in the statement
+            now, upcoming, owed = self.now(), NextSlots(), []
+            since = {job.pk: misfire.owed_since(job, last.get(job.pk)) for job in jobs}
+            # In rising order, NextSlots walks once per schedule.
+            for job in sorted(jobs, key=lambda job: since[job.pk]):
+                self._schedule(job, lambda: self._catch_up(job, since[job.pk], now, upcoming, owed))
+            self._send_all(owed)  # every job's owed slots in one go
+            # Slots below a job's last run whose message a dead leader's worker took with it: the reaper owes them.
+            inherited = self.sent_slots.inherit(list(self.jobs.values()), last, now)
+            skipped = len(jobs) - len(self.jobs)
         log.info(
             "beat loaded jobs",
             extra={
                 "engine": ENGINE,
                 "jobs": len(self.jobs),
-                "skipped": len(jobs) - len(self.jobs),
+                "skipped": skipped,
                 "unrecorded_slots": inherited,
                 "seconds": round(time.monotonic() - started, 3),
             },
@@ -291,5 +316,6 @@ class TaskhubScheduler(BeatDelivery, DatabaseScheduler):
         return max(0.0, min(self._next_beat, self._next_reap, self._next_lock_check) - time.monotonic())
 
     def close(self):
+        self.courier.stop()
         self._step_down()
         super().close()

@@ -119,12 +119,14 @@ class BeatDelivery:
 
         The runner's claim takes them over.
         """
-        for run in self.redelivery.overdue():
-            self._send_run(run)
         self._resend_lost_slots()
         window = dt.timedelta(seconds=conf.get("STALE_AFTER_SECONDS"))
         now = timezone.now()
         self._redelivered = {k: t for k, t in self._redelivered.items() if now - t < window}
+        if not self.redelivery.anything_waiting(now - window):
+            return  # the idle pass: one statement
+        for run in self.redelivery.overdue():
+            self._send_run(run)
         lost = (
             JobRun.objects.filter(engine=ENGINE, status=RunStatus.RUNNING, heartbeat_at__lt=now - window)
             .exclude(pk__in=list(self._redelivered))

@@ -24,7 +24,13 @@ from kombu.exceptions import OperationalError
 from tasks_app import conf
 from tasks_app.engines.base import BaseEngine, EngineUnavailable
 from tasks_app.engines.celery import beat_rows
-from tasks_app.engines.celery.messages import TASK, message_kwargs, message_options, visibility_timeout
+from tasks_app.engines.celery.messages import (
+    TASK,
+    delay_options,
+    message_kwargs,
+    message_options,
+    visibility_timeout,
+)
 
 # Each Celery setting taskhub's guarantees rest on, with why.
 CELERY_REQUIREMENTS = {
@@ -53,7 +59,8 @@ class CeleryEngine(BaseEngine):
     def deliver(self, run) -> None:
         kwargs = message_kwargs(run.job_id, run.scheduled_for, run.attempt, run.trigger)
         try:
-            current_app.send_task(TASK, kwargs=kwargs, eta=run.next_attempt_at, **message_options(run.job))
+            options = {**message_options(run.job), **delay_options(current_app, run.next_attempt_at)}
+            current_app.send_task(TASK, kwargs=kwargs, **options)
         except OperationalError as exc:  # kombu's "cannot reach the broker", after its publish retries
             raise EngineUnavailable(
                 f"the Celery broker is unreachable ({exc}): the run stays queued and is sent when the broker is back"

@@ -4,6 +4,11 @@
 jobs share their routing and time limits (beat packs up to ``BEAT_BATCH_SIZE`` into one).
 """
 
+import math
+
+from django.utils import timezone
+
+from taskhub.broker_settings import is_amqp
 from tasks_app.models import Trigger
 
 TASK = "taskhub.run_job"
@@ -27,6 +32,16 @@ def message_options(job) -> dict:
     if timeout:
         options.update(soft_time_limit=timeout + SOFT_LIMIT_MARGIN, time_limit=timeout + HARD_LIMIT_MARGIN)
     return options
+
+
+def delay_options(app, eta) -> dict:
+    """When a message is due: ``eta`` on Redis. On RabbitMQ a countdown in whole seconds, rounded up: Celery's
+    native delayed delivery (quorum queues) counts whole seconds by truncating, so a 0.3 s delay would fail
+    ("countdown must be a positive number") and a 1.7 s one would run 0.7 s early."""
+    if eta is None or not is_amqp(app.conf.broker_url):
+        return {"eta": eta}
+    seconds = (eta - timezone.now()).total_seconds()
+    return {"countdown": math.ceil(seconds)} if seconds > 0 else {}
 
 
 def hard_time_limit(job) -> float | None:

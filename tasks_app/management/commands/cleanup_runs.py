@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from tasks_app import conf
-from tasks_app.models.retention import delete_runs_older_than
+from tasks_app.models.retention import MAX_BATCH_SIZE, MAX_DAYS, delete_runs_older_than
 
 
 class Command(BaseCommand):
@@ -19,7 +19,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, days, batch_size, **options):
         days = conf.get("RUN_RETENTION_DAYS") if days is None else days
-        if days < 0 or batch_size < 1:
-            raise CommandError("--older-than must be 0 or more and --batch-size at least 1")
+        if not (0 <= days <= MAX_DAYS and 1 <= batch_size <= MAX_BATCH_SIZE):
+            raise CommandError(f"--older-than must be 0 to {MAX_DAYS} and --batch-size 1 to {MAX_BATCH_SIZE}")
         deleted = delete_runs_older_than(days, batch_size)
         self.stdout.write(f"deleted {deleted} run(s) older than {days} day(s)")

@@ -6,7 +6,7 @@ from tasks_app.handlers.registry import registry
 
 
 class Command(BaseCommand):
-    help = "List the registered handlers with their parameters and defaults."
+    help = "List the registered handlers with their parameters, defaults and an example kwargs object."
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -23,6 +23,7 @@ class Command(BaseCommand):
             if row["aliases"]:
                 details.append(f"aliases={', '.join(row['aliases'])}")
             self.stdout.write(f"    {row['description'] or '(no description)'}  [{'; '.join(details)}]")
+            self.stdout.write(f"    example kwargs: {_json.dumps(row['example_kwargs'])}")
 
 
 _json = json

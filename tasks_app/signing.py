@@ -1,4 +1,4 @@
-"""How a request to the trigger API is signed: pure functions, no Django.
+"""How a request to the trigger API (and an alert webhook call) is signed: pure functions, no Django.
 
 A client holds a key id (public) and a secret. Every request carries four headers::
 
