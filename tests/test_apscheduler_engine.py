@@ -117,7 +117,7 @@ def test_the_misfire_policy_after_ten_minutes_of_downtime(make_job, processes):
     started = timezone.now()
     start_leader(processes)
     missed = [s for s in slots.cron_fire_times("* * * * *", "UTC", down_since, 20) if s <= started]
-    assert len(missed) == 10
+    assert len(missed) in (10, 11)  # 11 when a minute's boundary passed between the two instants
     assert wait_for(lambda: len(runs(job, scheduled_for__lte=started)) == len(missed), timeout=30)
     recorded = runs(job, scheduled_for__lte=started)
     assert [r.scheduled_for for r in recorded] == missed

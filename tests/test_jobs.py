@@ -284,3 +284,27 @@ def test_without_listen_the_watcher_hears_run_requests_from_the_marker_on_sqlite
     for vendor, hears in [("postgresql", False), ("sqlite", True)]:
         monkeypatch.setattr(listener, "connection", type("Connection", (), {"vendor": vendor})())
         assert watcher.hears_run_requests is hears
+
+
+def test_jobs_read_from_the_database_share_their_common_text_and_keep_their_own_names(make_job):
+    """A scheduler holding 100,000 jobs keeps one copy of each handler, zone, cron... (``Job.from_db``)."""
+    for i in range(3):
+        make_job(schedule_type="cron", cron_expression="5 3 * * *", timezone="Europe/Berlin", kwargs={"x": i, "y": 1})
+    ways = {
+        "all fields": list(Job.objects.all()),
+        "deferred": list(Job.objects.for_scheduling("queue").iterator(chunk_size=2)),
+        "through a run": [run.job for run in _runs_of(Job.objects.all())],
+    }
+    for way, (a, b, c) in ways.items():
+        for field in ("handler", "engine", "schedule_type", "cron_expression", "timezone"):
+            assert getattr(a, field) is getattr(b, field) is getattr(c, field), (way, field)
+        assert (a.cron_expression, a.timezone) == ("5 3 * * *", "Europe/Berlin")
+        assert len({a.name, b.name, c.name}) == 3, way
+    stored = Job.objects.get(pk=a.pk)
+    assert Job.objects.filter(pk=a.pk, handler=stored.handler, timezone="Europe/Berlin").exists()
+
+
+def _runs_of(jobs):
+    for job in jobs:
+        JobRun.objects.create(job=job, engine=job.engine, scheduled_for=timezone.now())
+    return JobRun.objects.filter(job__in=jobs).select_related("job").order_by("pk")
