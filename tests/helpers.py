@@ -1,8 +1,9 @@
-"""Running the project's own commands in a fresh process, as a user would."""
+"""Helpers of the tests: the project's own commands in a fresh process, as a user would; waits; races."""
 
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -65,3 +66,27 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
             return value
         time.sleep(interval)
     return None
+
+
+def at_once(call, threads: int, timeout: float = 30.0) -> list:
+    """``call()`` in ``threads`` threads let go together, each on its own database connection; their results.
+
+    A thread that raised, or did not finish within ``timeout``, leaves its result out.
+    """
+    from django.db import connection
+
+    barrier, results = threading.Barrier(threads), []
+
+    def target():
+        try:
+            barrier.wait(5)
+            results.append(call())
+        finally:
+            connection.close()
+
+    started = [threading.Thread(target=target) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join(timeout)
+    return results

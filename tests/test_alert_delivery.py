@@ -4,7 +4,6 @@ The clock of the retries is held (``deliver_due(now=...)``); the receiver is a r
 """
 
 import datetime as dt
-import threading
 
 import pytest
 from django.core import mail
@@ -16,7 +15,7 @@ from tasks_app.alerts import outbox, streaks
 from tasks_app.alerts.courier import AlertCourier
 from tasks_app.models import AlertMessage, AlertStreak
 from tests.alert_receiver import receiving
-from tests.helpers import wait_for
+from tests.helpers import at_once, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -94,19 +93,7 @@ def test_two_deliverers_send_each_message_once(make_job, receiver, deliver, task
     for job in jobs:
         alert(job)
     receiver.delay = 0.05  # each send holds its row a while: the deliverers overlap
-    counts = []
-
-    def deliverer():
-        try:
-            counts.append(deliver())
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=deliverer) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    counts = at_once(deliver, threads=2)
     ids = sorted(call["id"] for call in receiver.calls)
     assert ids == sorted(AlertMessage.objects.values_list("pk", flat=True))  # each once
     assert sum(counts) == 12 and min(counts) > 0, counts  # both took part

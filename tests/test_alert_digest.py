@@ -4,7 +4,6 @@ The receiver is a real HTTP server that checks the signature; e-mail is Django's
 """
 
 import datetime as dt
-import threading
 
 import pytest
 from django.core import mail
@@ -14,6 +13,7 @@ from django.utils import timezone
 from tasks_app.alerts import outbox, streaks
 from tasks_app.models import AlertMessage, Job
 from tests.alert_receiver import receiving
+from tests.helpers import at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -94,20 +94,7 @@ def test_two_deliverers_carry_each_message_once(make_job, receiver):
         pytest.skip("two threads writing at once: Postgres")
     overdue([make_job() for _ in range(20)])
     receiver.delay = 0.05
-    barrier, counts = threading.Barrier(2), []
-
-    def deliverer():
-        try:
-            barrier.wait(5)
-            counts.append(outbox.deliver_due(limit=50))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=deliverer) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    counts = at_once(lambda: outbox.deliver_due(limit=50), threads=2)
     assert sent_alert_ids(receiver) == sorted(
         AlertMessage.objects.filter(channel="webhook").values_list("pk", flat=True)
     )

@@ -5,7 +5,6 @@ The clock is held (``overdue.sweep(now=...)``), as in ``test_overdue.py``.
 
 import datetime as dt
 import os
-import threading
 
 import pytest
 from django.core import mail
@@ -18,6 +17,7 @@ from tasks_app.models import AlertMessage, AlertStreak, Job, JobRun, OverdueLook
 from tasks_app.models.overdue import overdue_jobs
 from tests.alert_receiver import receiving
 from tests.factories import job_factory
+from tests.helpers import at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -117,20 +117,7 @@ def test_two_engine_processes_sweeping_at_once_report_once(receiver):
     if connection.vendor != "postgresql":
         pytest.skip("two threads writing at once: Postgres (SQLite's in-memory test database locks whole tables)")
     jobs = [every_minute() for _ in range(5)]
-    barrier, results = threading.Barrier(2), []
-
-    def engine_process():
-        barrier.wait(5)
-        try:
-            results.append(overdue.sweep(now=T0 + 5 * MINUTE)["opened"])
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=engine_process) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = at_once(lambda: overdue.sweep(now=T0 + 5 * MINUTE)["opened"], threads=2)  # two engine processes
     assert sum(results) == len(jobs)
     assert AlertStreak.objects.filter(kind="overdue").count() == len(jobs)
     assert AlertMessage.objects.count() == 2 * len(jobs)  # e-mail and webhook, once per job

@@ -6,7 +6,6 @@ courier does.
 """
 
 import datetime as dt
-import threading
 
 import pytest
 from django.core import mail
@@ -21,6 +20,7 @@ from tasks_app.models import AlertMessage, AlertStreak, JobRun
 from tasks_app.runner import slot_inserts
 from tests import handlers_for_tests
 from tests.alert_receiver import receiving
+from tests.helpers import at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -138,20 +138,7 @@ def test_a_success_costs_no_statement_with_alerts_off_and_one_with_them_on(make_
 
 def test_two_processes_opening_the_same_streak_write_one_alert(make_job, receiver):
     job = make_job(alert_after_failures=1)
-    barrier, results = threading.Barrier(4), []
-
-    def open_it():
-        barrier.wait(5)
-        try:
-            results.append(streaks.open_streak(job, "failing", detail="raced"))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=open_it) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    results = at_once(lambda: streaks.open_streak(job, "failing", detail="raced"), threads=4)
     assert sorted(results) == [False, False, False, True]
     assert AlertStreak.objects.count() == 1
     assert sorted(AlertMessage.objects.values_list("channel", flat=True)) == ["email", "webhook"]
