@@ -16,22 +16,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_two_live_engine_processes_report_an_overdue_job_once_and_its_recovery_once(make_job, processes):
     # A celery job with no beat running: its slots pass with no run. runapscheduler is alive.
-    job = make_job(
-        name="silent-celery-job",
-        engine="celery",
-        schedule_type="interval",
-        interval_seconds=3600,
-        misfire_grace_seconds=600,
-    )
+    hourly = {"engine": "celery", "schedule_type": "interval", "interval_seconds": 3600, "misfire_grace_seconds": 600}
+    job = make_job(name="silent-celery-job", **hourly)
     # Another, with its overdue alerts off: the look records it overdue (for the dashboard and /metrics), silently.
-    quiet = make_job(
-        name="quiet-celery-job",
-        engine="celery",
-        schedule_type="interval",
-        interval_seconds=3600,
-        misfire_grace_seconds=600,
-        alert_when_overdue=False,
-    )
+    quiet = make_job(name="quiet-celery-job", alert_when_overdue=False, **hourly)
     Job.objects.filter(pk__in=[job.pk, quiet.pk]).update(updated_at=timezone.now() - dt.timedelta(hours=3))
     with Receiver() as receiver:
         fast = {

@@ -138,6 +138,14 @@ class JobQuerySet(models.QuerySet):
         memory leaves out their kwargs and descriptions (read on demand, when a skipped slot is recorded)."""
         return self.only(*SCHEDULE_FIELDS, *extra)
 
+    def load_for_scheduling(self, *extra: str) -> list:
+        """``for_scheduling()`` as a list, read in chunks: a scheduler's full load.
+
+        The whole result at once (psycopg's, then every instance) stayed with the process after it
+        was freed: a beat holding 100,000 jobs kept 305 MB instead of 261.
+        """
+        return list(self.for_scheduling(*extra).iterator(chunk_size=2000))
+
     # -- annotations: what the admin's job list reads in its own query --------------------
     def with_once_fired(self):
         """Each job with ``once_fired``: whether a run holds its ``run_at`` slot (False unless one-off).

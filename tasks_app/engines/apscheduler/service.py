@@ -120,7 +120,7 @@ class SchedulerService:
         if not self.manager.running:
             self.manager.start(paused=True)
         with long_lived.loading():
-            jobs = list(Job.objects.filter(engine=ENGINE, enabled=True).for_scheduling().iterator(chunk_size=2000))
+            jobs = Job.objects.filter(engine=ENGINE, enabled=True).load_for_scheduling()
             count = self.manager.reconcile(jobs)
             catch_up_lost_slots(self.manager, jobs)
         self.manager.scheduler.resume()
